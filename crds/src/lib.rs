@@ -1,0 +1,23 @@
+//! The Verdant API: group `verdant.dev`, version `v1alpha1`.
+//!
+//! This crate holds only types: the custom resources ([`TrainingJob`], [`EnergySite`]),
+//! helpers that interpret their fields (durations), and the CRD manifests generated from
+//! them. No client calls live here, so every other crate can depend on it cheaply.
+
+pub mod energy_site;
+pub mod manifests;
+pub mod training_job;
+
+pub use energy_site::*;
+pub use training_job::*;
+
+/// The API group of every Verdant resource.
+pub const GROUP: &str = "verdant.dev";
+/// The API version of every Verdant resource.
+pub const VERSION: &str = "v1alpha1";
+
+/// Regular expression that a Go-style duration (`90m`, `6h`, `1h30m`) must match.
+///
+/// It mirrors Go's `time.ParseDuration` without the sign: negative durations make no
+/// sense for any Verdant field.
+pub const GO_DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$";

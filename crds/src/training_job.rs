@@ -1,0 +1,288 @@
+//! `TrainingJob`: a distributed GPU training job that Verdant places where and when
+//! renewable power is available.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::core::Duration;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+/// A distributed GPU training job: `replicas` worker pods of `gpusPerReplica` GPUs each,
+/// placed together (all or nothing) at one energy site, when and where renewable power
+/// allows it.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "verdant.dev",
+    version = "v1alpha1",
+    kind = "TrainingJob",
+    namespaced,
+    status = "TrainingJobStatus",
+    shortname = "tj",
+    category = "verdant",
+    doc = "A distributed GPU training job that Verdant places where and when renewable power is available.",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "GPUs/replica", type_ = "integer", json_path = ".spec.gpusPerReplica"),
+    printcolumn(name = "Site", type_ = "string", json_path = ".status.site"),
+    printcolumn(name = "Renewable %", type_ = "number", json_path = ".status.energy.renewablePercent"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingJobSpec {
+    /// Number of worker pods. Each pod is one torchrun node; all of them are placed at once,
+    /// on the nodes of a single energy site, or none is. 1 to 1024.
+    #[schemars(range(min = 1, max = 1024))]
+    pub replicas: i32,
+
+    /// `nvidia.com/gpu` requested by each worker pod. 1 to 16.
+    #[schemars(range(min = 1, max = 16))]
+    pub gpus_per_replica: i32,
+
+    /// The pod template of every worker. Verdant adds the GPU limits, the torch.distributed
+    /// environment (MASTER_ADDR, WORLD_SIZE, RANK, PET_*) and its own labels. It must have at
+    /// least one container; the first container is the training process.
+    #[x_kube(validation = kube::core::Rule::new("has(self.spec) && size(self.spec.containers) > 0").message("spec.template must have at least one container").field_path(".spec.containers"))]
+    pub template: PodTemplateSpec,
+
+    /// When and how green the job must run. Defaults to GreenPreferred with a
+    /// minimum renewable fraction of 0.8.
+    #[serde(default)]
+    pub energy: EnergyPolicySpec,
+
+    /// Names of the EnergySites this job may run at. Empty means any site.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub sites: Vec<String>,
+
+    /// Scheduling priority. Higher priorities are placed first. Default 0.
+    #[serde(default)]
+    pub priority: i32,
+
+    /// Restart, timeout, clean-up and suspension settings.
+    #[serde(default)]
+    pub run_policy: RunPolicy,
+}
+
+/// How a job trades start time for renewable energy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+pub enum GreenPolicy {
+    /// Start as soon as GPUs are free, at the site with the most renewable headroom.
+    Immediate,
+    /// Start when a site can cover at least `minRenewableFraction` of the job's energy with
+    /// renewables, deferring up to the latest start (creation + maxDelay, or deadline −
+    /// estimatedDuration); at the latest start, run regardless.
+    #[default]
+    GreenPreferred,
+    /// Run only on renewable headroom. If `interruptible`, the job is suspended when headroom
+    /// stays negative past the operator's grace period, and resumed when it returns.
+    GreenOnly,
+}
+
+/// The job's energy policy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = kube::core::Rule::new("!has(self.deadline) || has(self.estimatedDuration)").message("spec.energy.deadline requires spec.energy.estimatedDuration").field_path(".deadline"),
+    validation = kube::core::Rule::new("!(has(self.deadline) && has(self.maxDelay))").message("spec.energy.deadline and spec.energy.maxDelay are mutually exclusive: set one").field_path(".maxDelay")
+)]
+pub struct EnergyPolicySpec {
+    /// Immediate, GreenPreferred (default) or GreenOnly.
+    #[serde(default)]
+    pub policy: GreenPolicy,
+
+    /// RFC 3339 time by which the job should finish. Requires `estimatedDuration`; the
+    /// latest start is then deadline − estimatedDuration. Exclusive with `maxDelay`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Time>,
+
+    /// How long the job may wait for green power, as a Go duration (`90m`, `6h`, `1h30m`).
+    /// The latest start is the creation time + maxDelay. Exclusive with `deadline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    #[x_kube(validation = kube::core::Rule::new("!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) > duration('0s')").message("spec.energy.maxDelay must be a positive duration such as 90m or 6h"))]
+    pub max_delay: Option<Duration>,
+
+    /// Expected run time, as a Go duration (`90m`, `6h`). Used to find a green window and
+    /// to compute the latest start from `deadline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    #[x_kube(validation = kube::core::Rule::new("!self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$') || duration(self) > duration('0s')").message("spec.energy.estimatedDuration must be a positive duration such as 90m or 6h"))]
+    pub estimated_duration: Option<Duration>,
+
+    /// The share of the job's energy that must come from renewables for a GreenPreferred
+    /// job to start before its latest start. 0 to 1; default 0.8.
+    #[serde(default = "default_min_renewable_fraction")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub min_renewable_fraction: f64,
+
+    /// If true, Verdant may suspend the job (delete its pods gracefully) when renewables
+    /// drop, and restart it later. The workload must checkpoint on SIGTERM.
+    #[serde(default)]
+    pub interruptible: bool,
+
+    /// Whether Verdant may lower the job's GPU power limits when renewables run short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_capping: Option<PowerCapping>,
+}
+
+impl Default for EnergyPolicySpec {
+    fn default() -> Self {
+        Self {
+            policy: GreenPolicy::default(),
+            deadline: None,
+            max_delay: None,
+            estimated_duration: None,
+            min_renewable_fraction: default_min_renewable_fraction(),
+            interruptible: false,
+            power_capping: None,
+        }
+    }
+}
+
+fn default_min_renewable_fraction() -> f64 {
+    0.8
+}
+
+/// GPU power capping for flexible jobs.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PowerCapping {
+    /// Allow Verdant to cap this job's GPU power limits.
+    pub enabled: bool,
+    /// The lowest power limit Verdant may set, in percent of each GPU's default limit.
+    /// 30 to 100; default 60.
+    #[serde(default = "default_min_percent")]
+    #[schemars(range(min = 30, max = 100))]
+    pub min_percent: i32,
+}
+
+fn default_min_percent() -> i32 {
+    60
+}
+
+/// Restart, timeout, clean-up and suspension settings, as in Kubeflow's training operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunPolicy {
+    /// How many times the whole gang is restarted after a replica fails or loses its node,
+    /// before the job is marked Failed. Default 3.
+    #[serde(default = "default_backoff_limit")]
+    #[schemars(range(min = 0))]
+    pub backoff_limit: i32,
+    /// Seconds the job may run (from its first start) before it is ended with the reason
+    /// DeadlineExceeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+    /// Seconds after the job finished (Succeeded or Failed) before it is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// While true, the job's pods are deleted gracefully and the job is Suspended; set it back
+    /// to false to resume.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+impl Default for RunPolicy {
+    fn default() -> Self {
+        Self {
+            backoff_limit: default_backoff_limit(),
+            active_deadline_seconds: None,
+            ttl_seconds_after_finished: None,
+            suspend: false,
+        }
+    }
+}
+
+fn default_backoff_limit() -> i32 {
+    3
+}
+
+/// The phase of a TrainingJob.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+pub enum JobPhase {
+    /// Accepted, waiting for the next scheduling cycle or for free GPUs.
+    #[default]
+    Pending,
+    /// Waiting on purpose for greener power; see `expectedStartTime` and `message`.
+    Deferred,
+    /// Placed: pods are created and bound, not all running yet.
+    Starting,
+    /// Every replica is running.
+    Running,
+    /// Pods were removed (by `runPolicy.suspend` or a GreenOnly brown-out); the job resumes later.
+    Suspended,
+    /// Every replica completed successfully.
+    Succeeded,
+    /// The job failed: backoff limit reached, deadline exceeded, or invalid.
+    Failed,
+}
+
+impl JobPhase {
+    /// Whether the job has finished for good.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobPhase::Succeeded | JobPhase::Failed)
+    }
+}
+
+/// What Verdant has decided and observed for a TrainingJob.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingJobStatus {
+    /// Pending, Deferred, Starting, Running, Suspended, Succeeded or Failed.
+    #[serde(default)]
+    pub phase: JobPhase,
+    /// A CamelCase reason for the last scheduling decision, such as `PlacedGreen` or
+    /// `DeferredForRenewables`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The last scheduling decision in words, with the numbers behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The EnergySite the job runs (or ran) at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// The node of each replica, by replica index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// When a Deferred job is expected to start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_start_time: Option<Time>,
+    /// When the job first started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the job finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// How many times the gang was restarted after a failure.
+    #[serde(default)]
+    pub restarts: i32,
+    /// The job's energy so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<JobEnergy>,
+    /// Standard conditions: `Scheduled`, `Running`, `Suspended`, `Succeeded`, `Failed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status reflects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Energy accounted to a job.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobEnergy {
+    /// Energy drawn by the job's GPUs, in kWh, including the site's PUE overhead.
+    pub gpu_energy_kwh: f64,
+    /// The part of it covered by the site's solar and wind, in kWh.
+    pub renewable_energy_kwh: f64,
+    /// The part of it drawn from the grid, in kWh.
+    pub grid_energy_kwh: f64,
+    /// renewableEnergyKwh / gpuEnergyKwh, 0 to 1.
+    pub renewable_fraction: f64,
+    /// The same share in percent, rounded to 0.1, for `kubectl get`.
+    pub renewable_percent: f64,
+    /// CO₂ emitted for the grid energy, in grams, at the site's grid carbon intensity.
+    pub co2_grams: f64,
+}

@@ -1,0 +1,1 @@
+//! The control-plane harness for the end-to-end tests.
