@@ -1,7 +1,7 @@
 //! `EnergySite`: a power domain with its own solar and wind plant, feeding a set of nodes.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
-use kube::core::{Duration, Rule};
+use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -77,7 +77,7 @@ pub struct Location {
 }
 
 /// A photovoltaic array with a PVWatts-style inverter.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct SolarArray {
     /// A name for the array, unique within the site.

@@ -1,1 +1,36 @@
-//! The control-plane harness for the end-to-end tests.
+//! The end-to-end harness: a real control plane (etcd, kube-apiserver, kwok) per test
+//! run, a labelled namespace per test, and KWOK fake GPU nodes.
+//!
+//! Each test binary starts its own control plane on free ports in a temporary folder the
+//! first time a test asks for it, through `hack/control-plane.sh`, the same script behind
+//! `make cluster-up`. A watchdog tears it down when the test process exits, also after a
+//! panic or an abort. Tests share the control plane and isolate themselves by namespace;
+//! cluster-scoped objects they create (nodes, EnergySites) carry the namespace's name.
+
+pub mod control_plane;
+pub mod namespace;
+pub mod nodes;
+
+pub use control_plane::ControlPlane;
+pub use namespace::TestNamespace;
+pub use nodes::{FakeGpuNode, create_gpu_nodes};
+
+/// The repository root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A short random-enough suffix for object names (time + pid + counter).
+pub fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let mixed = nanos ^ std::process::id().rotate_left(16) ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9);
+    format!("{:06x}", mixed & 0xff_ffff)
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# A real, local Kubernetes control plane for development and tests: etcd, kube-apiserver
+# (RBAC on, ServiceAccount token signing configured, so TokenRequest and TokenReview work)
+# and kwok, which runs the fake GPU nodes. There is no kube-controller-manager and no
+# kube-scheduler: nothing garbage-collects owned objects and nothing creates default
+# ServiceAccounts (see docs/architecture.md).
+#
+#   hack/control-plane.sh up   DIR [--watch-pid PID]   start (idempotent); kubeconfig at DIR/kubeconfig
+#   hack/control-plane.sh down DIR                     stop everything and remove DIR
+#   hack/control-plane.sh status DIR
+#
+# Ports: ETCD_PORT, ETCD_PEER_PORT, APISERVER_PORT, KWOK_PORT (defaults: free ports).
+# With --watch-pid, the control plane tears itself down when that process exits, even if
+# it crashed or panicked: the test harness uses this.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cmd="${1:-}"; dir="${2:-}"
+[[ -n "$cmd" && -n "$dir" ]] || { sed -n '2,16p' "$0" >&2; exit 2; }
+shift 2
+watch_pid=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --watch-pid) watch_pid="$2"; shift 2 ;;
+    *) echo "unknown flag $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$dir"
+dir="$(cd "$dir" && pwd)"
+ADMIN_TOKEN_FILE="$dir/admin-token"
+
+log() { echo "[control-plane] $*" >&2; }
+
+alive() { [[ -f "$dir/$1.pid" ]] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_for() { # desc, seconds, command...
+  local desc=$1 limit=$2; shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    if (( SECONDS >= deadline )); then
+      log "timed out after ${limit}s waiting for $desc; logs in $dir/*.log"
+      tail -n 20 "$dir"/*.log >&2 || true
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
+start_bg() { # name, command...
+  local name=$1; shift
+  nohup "$@" >"$dir/$name.log" 2>&1 &
+  echo $! >"$dir/$name.pid"
+}
+
+stop() {
+  local components=(kwok kube-apiserver etcd)
+  [[ -n "${VERDANT_FROM_WATCHDOG:-}" ]] || components+=(watchdog)
+  for c in "${components[@]}"; do
+    if [[ -f "$dir/$c.pid" ]]; then
+      local pid; pid="$(cat "$dir/$c.pid")"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+      rm -f "$dir/$c.pid"
+    fi
+  done
+}
+
+certs() {
+  [[ -f "$dir/pki/serving.crt" ]] && return 0
+  mkdir -p "$dir/pki"
+  (
+    cd "$dir/pki"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=verdant-local-ca" \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout serving.key -out serving.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc\n' >san.ext
+    openssl x509 -req -in serving.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile san.ext -out serving.crt 2>/dev/null
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+  )
+  head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$ADMIN_TOKEN_FILE"
+  echo "$(cat "$ADMIN_TOKEN_FILE"),verdant-admin,verdant-admin,system:masters" >"$dir/pki/tokens.csv"
+}
+
+write_kubeconfig() {
+  local port=$1
+  cat >"$dir/kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: verdant-local
+  cluster:
+    server: https://127.0.0.1:${port}
+    certificate-authority-data: $(base64 -w0 "$dir/pki/ca.crt")
+users:
+- name: verdant-admin
+  user:
+    token: $(cat "$ADMIN_TOKEN_FILE")
+contexts:
+- name: verdant-local
+  context:
+    cluster: verdant-local
+    user: verdant-admin
+current-context: verdant-local
+KUBECONFIG
+}
+
+up() {
+  "$REPO/hack/tools.sh" etcd kube-apiserver kubectl kwok
+  local bin; bin="$("$REPO/hack/tools.sh" --print-dir)/bin"
+  if alive etcd && alive kube-apiserver && alive kwok; then
+    log "already running; kubeconfig: $dir/kubeconfig"
+    return 0
+  fi
+  stop
+  local started=$SECONDS
+  certs
+  local etcd_port="${ETCD_PORT:-$(free_port)}" peer_port="${ETCD_PEER_PORT:-$(free_port)}"
+  local api_port="${APISERVER_PORT:-$(free_port)}" kwok_port="${KWOK_PORT:-$(free_port)}"
+  echo "$api_port" >"$dir/apiserver-port"
+
+  log "starting etcd on 127.0.0.1:$etcd_port"
+  start_bg etcd "$bin/etcd" --name verdant --data-dir "$dir/etcd" \
+    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+    --initial-cluster "verdant=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
+  wait_for "etcd" 30 curl -sf "http://127.0.0.1:$etcd_port/health"
+
+  log "starting kube-apiserver on https://127.0.0.1:$api_port"
+  start_bg kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_port" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --tls-cert-file "$dir/pki/serving.crt" --tls-private-key-file "$dir/pki/serving.key" \
+    --client-ca-file "$dir/pki/ca.crt" \
+    --token-auth-file "$dir/pki/tokens.csv" \
+    --authorization-mode RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$dir/pki/sa.pub" \
+    --service-account-signing-key-file "$dir/pki/sa.key" \
+    --api-audiences https://kubernetes.default.svc.cluster.local \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --enable-priority-and-fairness=false \
+    --endpoint-reconciler-type=none \
+    --watch-cache=true \
+    --v=0
+  wait_for "kube-apiserver /readyz" 60 curl -sf --cacert "$dir/pki/ca.crt" \
+    -H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")" "https://127.0.0.1:$api_port/readyz"
+  write_kubeconfig "$api_port"
+
+  log "starting kwok (fake nodes annotated kwok.x-k8s.io/node=fake)"
+  start_bg kwok "$bin/kwok" --kubeconfig "$dir/kubeconfig" --config "$REPO/hack/kwok/stages.yaml" \
+    --server-address "127.0.0.1:$kwok_port"
+
+  log "installing CRDs"
+  KUBECONFIG="$dir/kubeconfig" "$bin/kubectl" apply --server-side --force-conflicts -f "$REPO/crds/" >/dev/null
+  wait_for "CRDs to be Established" 30 env KUBECONFIG="$dir/kubeconfig" "$bin/kubectl" wait \
+    --for condition=Established --timeout=5s crd/trainingjobs.verdant.dev crd/energysites.verdant.dev
+  wait_for "kwok" 30 curl -sf "http://127.0.0.1:$kwok_port/healthz"
+
+  if [[ -n "$watch_pid" ]]; then
+    VERDANT_FROM_WATCHDOG=1 nohup bash -c \
+      "while kill -0 $watch_pid 2>/dev/null; do sleep 0.5; done; '$REPO/hack/control-plane.sh' down '$dir'" \
+      >/dev/null 2>&1 &
+    echo $! >"$dir/watchdog.pid"
+  fi
+  log "ready in $((SECONDS - started))s; export KUBECONFIG=$dir/kubeconfig"
+}
+
+case "$cmd" in
+  up) up ;;
+  down) stop; rm -rf "$dir"; log "stopped and removed $dir" ;;
+  status)
+    for c in etcd kube-apiserver kwok; do
+      if alive "$c"; then echo "$c: running (pid $(cat "$dir/$c.pid"))"; else echo "$c: stopped"; fi
+    done ;;
+  *) echo "unknown command $cmd" >&2; exit 2 ;;
+esac

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Verdant's build and tests need, when they are missing.
+# Go (1.26) and Rust are expected on the machine; everything else is installed here.
+set -euo pipefail
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3)
+command -v go >/dev/null || { echo "error: Go 1.26 is required (https://go.dev/doc/install)" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "error: Rust (cargo) is required (https://rustup.rs)" >&2; exit 1; }
+if [[ ${#need[@]} -gt 0 ]]; then
+  echo ">> installing ${need[*]} from Debian packages" >&2
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,106 @@
+//! One real control plane per test process.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// A running etcd + kube-apiserver + kwok, started by `hack/control-plane.sh`.
+pub struct ControlPlane {
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+    tools_bin: PathBuf,
+}
+
+static SHARED: OnceLock<ControlPlane> = OnceLock::new();
+
+impl ControlPlane {
+    /// The control plane of this test process, started on first use.
+    ///
+    /// Panics with the control plane's logs if it cannot start: without it no end-to-end
+    /// test can run, and the reason must be visible.
+    pub fn shared() -> &'static ControlPlane {
+        SHARED.get_or_init(|| Self::start().unwrap_or_else(|e| panic!("control plane failed to start: {e:#}")))
+    }
+
+    fn start() -> anyhow::Result<ControlPlane> {
+        // The watchdog removes the folder when this process exits.
+        let dir = tempfile::Builder::new()
+            .prefix("verdant-e2e-")
+            .tempdir()
+            .context("creating the control plane's temporary folder")?
+            .keep();
+        let script = crate::repo_root().join("hack/control-plane.sh");
+        let output = Command::new(&script)
+            .args(["up"])
+            .arg(&dir)
+            .args(["--watch-pid", &std::process::id().to_string()])
+            .output()
+            .with_context(|| format!("running {}", script.display()))?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "{} up failed ({}):\n{}\n{}",
+                script.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let tools = Command::new(crate::repo_root().join("hack/tools.sh"))
+            .arg("--print-dir")
+            .output()
+            .context("locating the tools cache")?;
+        let tools_bin = PathBuf::from(String::from_utf8_lossy(&tools.stdout).trim()).join("bin");
+        Ok(ControlPlane {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+            tools_bin,
+        })
+    }
+
+    /// The admin kubeconfig of this control plane.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The folder holding the control plane's state and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A folder with the pinned `kubectl`, `kube-apiserver`, `etcd` and `kwok`.
+    pub fn tools_bin(&self) -> &Path {
+        &self.tools_bin
+    }
+
+    /// A kube client with admin rights. Create one per test: a client is tied to the
+    /// tokio runtime it was made on.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// `kubectl` with this control plane's kubeconfig.
+    pub fn kubectl(&self) -> Command {
+        let mut command = Command::new(self.tools_bin.join("kubectl"));
+        command.env("KUBECONFIG", &self.kubeconfig);
+        command
+    }
+
+    /// Runs kubectl and returns stdout, or an error with stderr.
+    pub fn kubectl_output(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = self.kubectl().args(args).output().context("running kubectl")?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            anyhow::bail!(
+                "kubectl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! A labelled namespace per test, with a state dump when the test fails.
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, ObjectMeta, PostParams};
+
+use crate::ControlPlane;
+
+/// The label every test namespace carries.
+pub const E2E_LABEL: &str = "verdant.dev/e2e";
+
+/// A namespace owned by one test. When the test panics, dropping it prints the
+/// namespace's pods, Verdant objects, nodes and events, so a red test explains itself.
+///
+/// The namespace itself is left in place: this control plane has no namespace controller
+/// to finish a deletion, and the whole control plane is removed when the test process
+/// ends.
+pub struct TestNamespace {
+    name: String,
+}
+
+impl TestNamespace {
+    /// Creates `e2e-<test>-<suffix>`, labelled, with the `default` ServiceAccount that a
+    /// real cluster's controller-manager would create (this control plane has none).
+    pub async fn create(client: &kube::Client, test: &str) -> anyhow::Result<Self> {
+        let name = format!("e2e-{}-{}", sanitize(test), crate::unique_suffix());
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([(E2E_LABEL.to_owned(), test.to_owned())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        namespaces.create(&PostParams::default(), &namespace).await?;
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
+        let default_account = ServiceAccount {
+            metadata: ObjectMeta {
+                name: Some("default".to_owned()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        accounts.create(&PostParams::default(), &default_account).await?;
+        Ok(Self { name })
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Prints the state of the namespace and of the cluster-scoped Verdant objects.
+    pub fn dump(&self) {
+        let plane = ControlPlane::shared();
+        let ns = self.name.as_str();
+        let sections: [(&str, Vec<&str>); 5] = [
+            ("trainingjobs", vec!["get", "trainingjobs", "-n", ns, "-o", "yaml"]),
+            ("pods", vec!["get", "pods", "-n", ns, "-o", "wide"]),
+            ("events", vec!["get", "events", "-n", ns, "--sort-by", ".lastTimestamp"]),
+            ("energysites", vec!["get", "energysites", "-o", "wide"]),
+            ("nodes", vec!["get", "nodes", "-L", "verdant.dev/site"]),
+        ];
+        eprintln!("===== state of namespace {ns} at failure =====");
+        for (title, args) in sections {
+            let text = plane.kubectl_output(&args).unwrap_or_else(|e| format!("(unavailable: {e})"));
+            eprintln!("--- {title} ---\n{text}");
+        }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump();
+        }
+    }
+}
+
+fn sanitize(test: &str) -> String {
+    let cleaned: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    cleaned.trim_matches('-').chars().take(40).collect()
+}
