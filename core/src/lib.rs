@@ -3,3 +3,5 @@
 //! The operator (live) and the simulator (offline) both drive these modules, so what
 //! Verdant decides and how it bills energy can never differ between the two. Inputs are
 //! plain snapshots; time is passed in as seconds since the Unix epoch.
+
+pub mod energy;

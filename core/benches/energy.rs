@@ -1,0 +1,2 @@
+//! Placeholder until the energy bench lands.
+fn main() {}
