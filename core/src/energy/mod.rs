@@ -26,6 +26,7 @@
 
 mod calendar;
 pub mod error;
+pub mod fleet;
 pub mod location;
 pub mod plant;
 pub mod solar;
@@ -33,6 +34,7 @@ pub mod weather;
 pub mod wind;
 
 pub use error::PlantConfigError;
+pub use fleet::fleet_power_series_kw;
 pub use location::Location;
 pub use plant::{Plant, PlantOutput, PlantSpec};
 pub use solar::array::{PvArray, PvArrayOutput, SolarConditions};

@@ -262,3 +262,183 @@ impl From<Plant> for PlantSpec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::energy::{Turbine, TurbineGroup};
+
+    /// 2024-06-21T17:00:00Z: early afternoon in Greensboro.
+    const SUMMER_AFTERNOON_S: i64 = 1_718_989_200;
+
+    fn hybrid() -> Plant {
+        Plant::new(
+            Location::new(36.1, -79.95, 273.0),
+            vec![
+                PvArray::new(1000.0, 25.0, 180.0),
+                PvArray::new(400.0, 10.0, 270.0),
+            ],
+            vec![TurbineGroup::new(
+                Turbine::from_library("V90/2000").unwrap(),
+                3,
+                105.0,
+            )],
+        )
+        .unwrap()
+    }
+
+    fn sunny() -> WeatherRecord {
+        WeatherRecord {
+            ghi: Some(850.0),
+            dni: Some(800.0),
+            dhi: Some(120.0),
+            temp_air_c: Some(28.0),
+            wind_speeds: vec![(10.0, 5.0)],
+            ..WeatherRecord::new(SUMMER_AFTERNOON_S)
+        }
+    }
+
+    #[test]
+    fn missing_inputs_are_flagged_not_guessed() {
+        let plant = hybrid();
+        let full = plant.power_kw(&sunny());
+        assert!(full.solar_kw > 500.0 && full.wind_kw > 100.0, "{full:?}");
+        assert!(!full.solar_inputs_missing && !full.wind_inputs_missing);
+
+        let dark = plant.power_kw(&WeatherRecord {
+            ghi: None,
+            dni: None,
+            ..sunny()
+        });
+        assert!(dark.solar_inputs_missing && dark.solar_kw == 0.0);
+        let calm = plant.power_kw(&WeatherRecord {
+            wind_speeds: vec![],
+            ..sunny()
+        });
+        assert!(calm.wind_inputs_missing && calm.wind_kw == 0.0);
+
+        let pv_only = Plant::new(*plant.location(), plant.arrays().to_vec(), vec![]).unwrap();
+        assert!(!pv_only.power_kw(&WeatherRecord::new(0)).wind_inputs_missing);
+    }
+
+    #[test]
+    fn any_two_irradiance_components_give_the_third() {
+        let plant = hybrid();
+        let full = plant.power_kw(&sunny()).solar_kw;
+        let sun = plant.solar_conditions(&sunny(), None).unwrap().sun;
+        let ghi = 120.0 + 800.0 * sun.apparent_zenith_deg.to_radians().cos();
+        let closure = WeatherRecord {
+            ghi: Some(ghi),
+            ..sunny()
+        };
+        for record in [
+            WeatherRecord {
+                ghi: None,
+                ..closure.clone()
+            },
+            WeatherRecord {
+                dni: None,
+                ..closure.clone()
+            },
+            WeatherRecord {
+                dhi: None,
+                ..closure.clone()
+            },
+        ] {
+            let kw = plant.power_kw(&record).solar_kw;
+            assert!(
+                (kw - plant.power_kw(&closure).solar_kw).abs() < 1e-6,
+                "{record:?}"
+            );
+        }
+        let erbs_only = plant
+            .power_kw(&WeatherRecord {
+                dni: None,
+                dhi: None,
+                ..sunny()
+            })
+            .solar_kw;
+        assert!(
+            (erbs_only / full - 1.0).abs() < 0.15,
+            "{erbs_only} vs {full}"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_parts_by_path() {
+        let err = Plant::new(
+            Location::new(0.0, 0.0, 0.0),
+            vec![PvArray::new(10.0, 95.0, 180.0)],
+            vec![],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("arrays[0].tiltDeg = 95"),
+            "{err}"
+        );
+        let group = TurbineGroup::new(Turbine::from_library("V90/2000").unwrap(), 1, -3.0);
+        let err = Plant::new(Location::new(0.0, 0.0, 0.0), vec![], vec![group]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("turbineGroups[0].hubHeightM"),
+            "{err}"
+        );
+        assert!(Plant::new(Location::new(91.0, 0.0, 0.0), vec![], vec![]).is_err());
+    }
+
+    #[test]
+    fn plant_specs_deserialize_with_defaults() {
+        let plant: Plant = serde_json::from_str(
+            r#"{"location":{"latitudeDeg":45,"longitudeDeg":8},
+                "arrays":[{"capacityKw":1000,"tiltDeg":25,"azimuthDeg":180}],
+                "turbineGroups":[{"turbineType":"E-82/2350","count":2,"hubHeightM":108}]}"#,
+        )
+        .unwrap();
+        assert_eq!(plant.arrays()[0], PvArray::new(1000.0, 25.0, 180.0));
+        assert!((plant.nameplate_kw() - (1000.0 / 1.2 + 4700.0)).abs() < 1e-9);
+        let round_trip: Plant =
+            serde_json::from_str(&serde_json::to_string(&plant).unwrap()).unwrap();
+        assert_eq!(round_trip, plant);
+    }
+
+    fn any_value() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(f64::NAN)),
+            Just(Some(f64::INFINITY)),
+            Just(Some(f64::NEG_INFINITY)),
+            Just(Some(1e308)),
+            Just(Some(-1e308)),
+            (-2000.0..2000.0f64).prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        /// Whatever a forecast feed sends, output is finite, never negative and never
+        /// above nameplate.
+        #[test]
+        fn output_stays_physical(
+            offset_s in -4_000_000_000i64..4_000_000_000,
+            ghi in any_value(), dni in any_value(), dhi in any_value(), temp in any_value(),
+            pressure in any_value(), roughness in any_value(), albedo in any_value(),
+            winds in prop::collection::vec((any_value(), any_value()), 0..3),
+        ) {
+            let plant = hybrid();
+            let weather = WeatherRecord {
+                time_s: SUMMER_AFTERNOON_S + offset_s,
+                ghi, dni, dhi,
+                temp_air_c: temp,
+                wind_speeds: winds.into_iter().map(|(h, v)| (h.unwrap_or(10.0), v.unwrap_or(0.0))).collect(),
+                pressure_pa: pressure,
+                roughness_length_m: roughness,
+                albedo,
+            };
+            let out = plant.power_kw(&weather);
+            let solar_max = plant.arrays().iter().map(PvArray::ac_nameplate_kw).sum::<f64>();
+            let wind_max = plant.turbine_groups().iter().map(TurbineGroup::rated_power_kw).sum::<f64>();
+            prop_assert!(out.solar_kw.is_finite() && out.solar_kw >= 0.0 && out.solar_kw <= solar_max + 1e-9, "{out:?}");
+            prop_assert!(out.wind_kw.is_finite() && out.wind_kw >= 0.0 && out.wind_kw <= wind_max + 1e-9, "{out:?}");
+        }
+    }
+}

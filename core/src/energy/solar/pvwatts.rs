@@ -20,7 +20,8 @@ pub fn dc_power_kw(
 /// AC output of a PVWatts inverter with AC nameplate `pac0_kw`: part-load efficiency
 /// curve, clipped at the nameplate and never negative (no night-time draw modelled).
 pub fn inverter_ac_kw(pdc_kw: f64, pac0_kw: f64, eta_inv_nom: f64) -> f64 {
-    if pdc_kw <= 0.0 || pac0_kw <= 0.0 {
+    // NaN counts as nothing: a broken input must not become a power reading.
+    if pdc_kw.is_nan() || pdc_kw <= 0.0 || pac0_kw <= 0.0 {
         return 0.0;
     }
     // pvlib sizes the curve by the inverter's DC input rating.

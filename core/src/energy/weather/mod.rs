@@ -5,6 +5,8 @@
 //! a [`WeatherParseError`] naming the line and the field.
 
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod generic;
 mod pvgis;
 mod record;
