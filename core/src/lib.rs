@@ -5,3 +5,4 @@
 //! plain snapshots; time is passed in as seconds since the Unix epoch.
 
 pub mod energy;
+pub mod placement;
