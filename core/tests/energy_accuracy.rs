@@ -81,6 +81,7 @@ struct Agreement {
     energy_ours: f64,
     energy_reference: f64,
     pearson_r: f64,
+    worst_hour_kw: f64,
 }
 
 impl Agreement {
@@ -90,6 +91,11 @@ impl Agreement {
             energy_ours: ours.iter().sum(),
             energy_reference: reference.iter().sum(),
             pearson_r: pearson(ours, reference),
+            worst_hour_kw: ours
+                .iter()
+                .zip(reference)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max),
         }
     }
 
@@ -99,11 +105,12 @@ impl Agreement {
 
     fn check(&self, case: &str) {
         eprintln!(
-            "| {case} | {:.1} MWh | {:.1} MWh | {:+.3} % | {:.5} |",
+            "| {case} | {:.1} MWh | {:.1} MWh | {:+.4} % | {:.6} | {:.2} kW |",
             self.energy_reference / 1000.0,
             self.energy_ours / 1000.0,
             self.energy_error() * 100.0,
-            self.pearson_r
+            self.pearson_r,
+            self.worst_hour_kw
         );
         assert!(
             self.energy_error().abs() <= MAX_ANNUAL_ENERGY_ERROR,
