@@ -149,7 +149,7 @@ fn shed(cy: &mut Cycle<'_>, site: usize, jobs: &[RunningJob<'_>], headroom_kw: f
             suspended.insert(j.index);
             let message = format!(
                 "suspended: headroom at {name} has been negative since {} ({} ≥ {} grace), {} kW short; \
-                 capping could save only {} kW; suspending frees {} kW, {} kW left to close",
+                 capping could save {} kW; suspending frees {} kW, {} kW left to close by capping",
                 format_utc(since_s, now_s),
                 format_duration(now_s - since_s),
                 format_duration(grace_s),

@@ -118,8 +118,8 @@ pub(super) struct Survey {
     pub options: Vec<SiteOption>,
     /// Sites where it would fit only by using the head's reserved GPUs or headroom.
     pub blocked: Vec<SiteOption>,
-    /// The most replicas that fit at one site now, and where (for messages).
-    pub most_fitting: (u32, Option<usize>),
+    /// Per site: how many of the gang's replicas fit now (for messages).
+    pub fitting: Vec<u32>,
 }
 
 pub(super) fn decide(cy: &mut Cycle<'_>, index: usize) -> Decision {
@@ -147,7 +147,7 @@ fn survey(cy: &Cycle<'_>, view: &JobView<'_>) -> Survey {
     let mut survey = Survey {
         options: Vec::new(),
         blocked: Vec::new(),
-        most_fitting: (0, None),
+        fitting: vec![0; cy.sites.len()],
     };
     let head_site = cy.head.as_ref().map(|h| h.site);
     for &s in &view.feasible {
@@ -165,6 +165,7 @@ fn survey(cy: &Cycle<'_>, view: &JobView<'_>) -> Survey {
         };
         match cy.pool.plan(s, &req, true) {
             Ok(plan) => {
+                survey.fitting[s] = view.job.replicas;
                 let opt = option(plan);
                 if head_power_allows(cy, s, view.end_now_s, opt.power_kw) {
                     survey.options.push(opt);
@@ -173,9 +174,7 @@ fn survey(cy: &Cycle<'_>, view: &JobView<'_>) -> Survey {
                 }
             }
             Err(fitting) => {
-                if fitting > survey.most_fitting.0 {
-                    survey.most_fitting = (fitting, Some(s));
-                }
+                survey.fitting[s] = fitting;
                 if head_site == Some(s)
                     && let Ok(plan) = cy.pool.plan(s, &req, false)
                 {
@@ -274,16 +273,20 @@ pub(super) fn wait_for_capacity(
     protect: Protect,
     why: &str,
 ) -> Decision {
-    let (fitting, at) = survey.most_fitting;
-    let mut message = match at {
-        Some(s) => format!(
-            "waiting: {why}; needs {} at one site, at most {fitting} of {} replica(s) fit now (at {})",
+    let most = sites
+        .iter()
+        .copied()
+        .max_by_key(|&s| (survey.fitting[s], std::cmp::Reverse(s)));
+    let mut message = match most {
+        Some(s) if survey.fitting[s] > 0 => format!(
+            "waiting: {why}; needs {} at one site, at most {} of {} replica(s) fit now (at {})",
             view.shape(),
+            survey.fitting[s],
             view.job.replicas,
             cy.site_name(s)
         ),
-        None => format!(
-            "waiting: {why}; needs {} at one site, none fits now",
+        _ => format!(
+            "waiting: {why}; needs {} at one site, not one replica fits there now",
             view.shape()
         ),
     };

@@ -178,8 +178,7 @@ pub(super) fn green_preferred(
     match (best_now, best_future) {
         (_, Some((t, s, f))) if f > now_fraction + 1e-9 => {
             let why = format!(
-                "deferred: no window before the latest start {} reaches {min:.2}; the best is {f:.2} at {} from {} \
-                 ({})",
+                "deferred: no window before the latest start {} reaches {min:.2}; the best is {f:.2} at {} from {}; {}",
                 format_utc(latest_s, now_s),
                 cy.site_name(s),
                 format_utc(t, now_s),

@@ -166,11 +166,8 @@ fn every_reason_code_is_produced_by_some_scenario_and_spelled_as_its_name() {
         brownout::uncapping(),
         unschedulable,
     ];
-    let seen: std::collections::BTreeSet<Reason> = scenarios
-        .iter()
-        .flat_map(run)
-        .map(|d| d.reason)
-        .collect();
+    let seen: std::collections::BTreeSet<Reason> =
+        scenarios.iter().flat_map(run).map(|d| d.reason).collect();
     let all: std::collections::BTreeSet<Reason> = Reason::ALL.into_iter().collect();
     assert_eq!(seen, all);
     for reason in Reason::ALL {
