@@ -22,7 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 WEATHER = os.path.join(REPO, "core", "data", "weather")
 VENV = "/tmp/verdant-ref-venv"
-PACKAGES = ["pvlib", "windpowerlib", "pandas"]
+# Pinned: the committed CSVs were made with exactly these.
+PACKAGES = ["pvlib==0.16.1", "windpowerlib==0.2.2", "pandas==3.1.1"]
 
 # One array, shared by every PV case and mirrored in energy_accuracy.rs.
 PV_CAPACITY_KW = 1000.0
