@@ -218,8 +218,17 @@ impl NodePool {
                     _ => Vec::new(),
                 };
                 reserved.sort_unstable();
-                let mut reserved = reserved.into_iter().peekable();
                 let buckets = &self.buckets[site];
+                // Bucket sizes tell how many replicas fit without visiting a node, so a
+                // gang that cannot fit (common on a full cluster) costs O(max GPUs per node).
+                let fitting: u64 = (g as usize..buckets.len())
+                    .map(|free| buckets[free].len() as u64 * (free as u64 / u64::from(g)))
+                    .chain(reserved.iter().map(|&(cap, _)| u64::from(cap / g)))
+                    .sum();
+                if fitting < u64::from(req.replicas) {
+                    return Err(fitting as u32);
+                }
+                let mut reserved = reserved.into_iter().peekable();
                 (g as usize..buckets.len()).any(|free| {
                     while let Some(&(cap, n)) = reserved.peek() {
                         if cap as usize != free {
