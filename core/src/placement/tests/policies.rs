@@ -376,3 +376,71 @@ fn impossible_jobs_are_unschedulable_not_waiting() {
     }
     assert!(find(&d, "ns/elsewhere").message.contains("mars"));
 }
+
+// ---- The worked example of docs/scheduling.md ----
+
+fn worked_example(policy: Policy, min_renewable_fraction: f64) -> Decision {
+    let mut solar = site("solar-a", &[120.0, 200.0, 300.0, 250.0]);
+    solar.pue = 1.2;
+    solar.base_load_kw = 50.0;
+    let mut nodes: Vec<Node> = (0..12).map(|_| node("solar-a", 8, 0)).collect();
+    for n in &mut nodes[..4] {
+        n.gpus_used = 8;
+    }
+    let mut r = job("ns/r", 4, 8, Policy::Immediate);
+    r.estimated_duration_s = Some(5 * HOUR / 2);
+    let mut g = job("ns/g", 8, 8, policy);
+    g.estimated_duration_s = Some(2 * HOUR);
+    g.min_renewable_fraction = min_renewable_fraction;
+    let snap = snapshot(
+        vec![solar],
+        nodes,
+        vec![running(r, "solar-a", vec![0, 1, 2, 3], NOW - HOUR), g],
+    );
+    let decisions = run_cycle(&snap, &EngineConfig::default());
+    decisions[1].clone()
+}
+
+#[test]
+fn worked_example_in_the_docs_holds() {
+    // 8×8 H100 at 700 W, PUE 1.2: 53.76 kW. Headroom 12:00-13:00 is 120 − 50 − 26.88 =
+    // 43.12 kW, then 123.12 and 150 kW: (43.12 + 0.5 × 53.76 + 0.5 × 53.76) / 107.52.
+    let d = worked_example(Policy::GreenPreferred, 0.8);
+    assert_eq!(d.reason, Reason::PlacedGreen);
+    assert_close(placed(&d).2, 96.88 / 107.52);
+    assert_eq!(placed(&d).1, &[4, 5, 6, 7, 8, 9, 10, 11]);
+    assert!(
+        d.message
+            .contains("renewables cover 0.90 ≥ 0.80 required (headroom 43.1 kW, job 53.8 kW)")
+    );
+
+    let d = worked_example(Policy::GreenPreferred, 0.95);
+    assert_eq!(
+        (deferred(&d), d.reason),
+        ((Some(NOW + HOUR), 1.0), Reason::DeferredForRenewables)
+    );
+    assert!(
+        d.message
+            .contains("best renewable fraction now is 0.90 at solar-a"),
+        "{}",
+        d.message
+    );
+
+    let d = worked_example(Policy::GreenOnly, 0.0);
+    assert_eq!(
+        (deferred(&d).0, d.reason),
+        (Some(NOW + HOUR), Reason::DeferredForRenewables)
+    );
+    assert!(
+        d.message
+            .contains("headroom at solar-a is 43.1 kW < 53.8 kW needed"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.message
+            .contains("reaches 123.1 kW ≥ 53.8 kW needed from 13:00 UTC"),
+        "{}",
+        d.message
+    );
+}
