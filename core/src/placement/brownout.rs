@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use super::cycle::{Cycle, kw};
 use super::headroom::EPS;
 use super::pending::decision;
-use super::power::{job_kw_on, running_end_s};
+use super::power::{job_kw_on, running_end_s, site_pue};
 use super::queue::ordered_indices;
 use super::timefmt::{format_duration, format_utc};
 use super::{Action, Job, JobState, Policy, Reason};
@@ -70,7 +70,7 @@ pub(super) fn decide_running(cy: &mut Cycle<'_>) {
                 job,
                 nodes.iter().copied(),
                 &cy.node_watts,
-                snap.sites[s].pue,
+                site_pue(&snap.sites[s]),
             ),
             cap_percent: job.power_cap_percent.unwrap_or(100).min(100),
             end_s: running_end_s(job, *started_s, now_s, cy.config),

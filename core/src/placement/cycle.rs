@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::headroom::{HeadroomTimeline, SupplyCurve};
 use super::packing::{NodePool, Release};
-use super::power::{cap_factor, job_kw_on, node_gpu_watts, running_end_s};
+use super::power::{cap_factor, job_kw_on, node_gpu_watts, running_end_s, site_pue};
 use super::queue::ordered_indices;
 use super::reservation::HeadReservation;
 use super::{Decision, EngineConfig, JobState, Site, Snapshot, brownout, pending};
@@ -87,8 +87,12 @@ impl<'a> Cycle<'a> {
             };
             let end_s = running_end_s(job, *started_s, now_s, config);
             if let Some(&s) = site_index.get(site.as_str()) {
-                let kw = job_kw_on(job, nodes.iter().copied(), &node_watts, snap.sites[s].pue)
-                    * cap_factor(job);
+                let kw = job_kw_on(
+                    job,
+                    nodes.iter().copied(),
+                    &node_watts,
+                    site_pue(&snap.sites[s]),
+                ) * cap_factor(job);
                 loads[s].push((end_s, kw));
             }
             for &node in nodes {
@@ -117,7 +121,12 @@ impl<'a> Cycle<'a> {
                 let curve = SupplyCurve::new(&site.supply);
                 SiteModel {
                     site,
-                    timeline: HeadroomTimeline::new(now_s, &site.supply, site.base_load_kw, &loads),
+                    timeline: HeadroomTimeline::new(
+                        now_s,
+                        &site.supply,
+                        finite_or_zero(site.base_load_kw),
+                        &loads,
+                    ),
                     step_starts_s: curve.step_starts_s().filter(|t| *t > now_s).collect(),
                     max_model_watts: if max_model_watts > 0.0 {
                         max_model_watts
@@ -145,6 +154,10 @@ impl<'a> Cycle<'a> {
     pub fn site_name(&self, site: usize) -> &'a str {
         &self.snap.sites[site].name
     }
+}
+
+fn finite_or_zero(v: f64) -> f64 {
+    if v.is_finite() { v } else { 0.0 }
 }
 
 /// `12.4` (kW with one decimal) for messages.

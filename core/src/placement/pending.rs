@@ -4,7 +4,7 @@
 use super::cycle::{Cycle, kw};
 use super::headroom::EPS;
 use super::packing::{GangRequest, Plan, Release};
-use super::power::replicas_kw;
+use super::power::{replicas_kw, site_pue};
 use super::reservation::{Protect, head_power_allows, try_reserve};
 use super::timefmt::{format_duration, format_utc};
 use super::{Action, Decision, Job, JobState, Policy, Reason, policy};
@@ -74,7 +74,7 @@ impl<'a> JobView<'a> {
                     .fold(0.0, f64::max),
                 None => cy.sites[s].max_model_watts,
             };
-            planning_kw[s] = replicas_kw(job, job.replicas, watts, snap.sites[s].pue);
+            planning_kw[s] = replicas_kw(job, job.replicas, watts, site_pue(&snap.sites[s]));
         }
         let duration_s = job.planned_duration_s(cy.config);
         Self {
@@ -188,7 +188,7 @@ fn survey(cy: &Cycle<'_>, view: &JobView<'_>) -> Survey {
 
 /// Uncapped power of `job` on the nodes of `plan`, in kW.
 pub(super) fn plan_kw(cy: &Cycle<'_>, job: &Job, plan: &Plan) -> f64 {
-    let pue = cy.sites[plan.site].site.pue;
+    let pue = site_pue(cy.sites[plan.site].site);
     plan.picks
         .iter()
         .map(|&(n, k)| replicas_kw(job, k, cy.node_watts[n as usize], pue))

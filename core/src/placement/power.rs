@@ -1,6 +1,6 @@
 //! How much a job draws: per-GPU watts × GPUs × PUE, and when running jobs stop drawing.
 
-use super::{EngineConfig, Job, Node};
+use super::{EngineConfig, Job, Node, Site};
 
 /// Per-GPU draw of each node's GPU model, in watts (`gpu_watts_by_model`, else the default).
 pub fn node_gpu_watts(nodes: &[Node], config: &EngineConfig) -> Vec<f64> {
@@ -49,6 +49,16 @@ pub fn job_kw_on(
             )
         })
         .sum()
+}
+
+/// The site's PUE, or 1 where the snapshot holds nonsense (≤ 0, NaN): a bad PUE must
+/// not turn every job's power into NaN.
+pub fn site_pue(site: &Site) -> f64 {
+    if site.pue.is_finite() && site.pue > 0.0 {
+        site.pue
+    } else {
+        1.0
+    }
 }
 
 /// The share of uncapped power a job draws under its current cap.

@@ -16,7 +16,7 @@
 use super::cycle::{Cycle, kw};
 use super::headroom::{Adjustment, EPS};
 use super::packing::GangRequest;
-use super::power::replicas_kw;
+use super::power::{replicas_kw, site_pue};
 use super::timefmt::format_utc;
 
 /// What of the head's start condition later jobs must not erode.
@@ -77,7 +77,7 @@ pub(super) fn try_reserve(
                 .then(cy.site_name(a.site).cmp(cy.site_name(b.site)))
         })?;
     let (site, start_s) = (best.site, best.start_s);
-    let pue = cy.sites[site].site.pue;
+    let pue = site_pue(cy.sites[site].site);
     let power_kw: f64 = best
         .nodes
         .iter()

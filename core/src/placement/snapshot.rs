@@ -152,12 +152,13 @@ pub enum Policy {
 }
 
 impl Job {
-    /// The run time the engine plans with.
+    /// The run time the engine plans with: the estimate, else the default, kept within
+    /// a second and a year so that time arithmetic cannot overflow.
     pub fn planned_duration_s(&self, config: &EngineConfig) -> i64 {
         self.estimated_duration_s
             .filter(|d| *d > 0)
             .unwrap_or(config.default_duration_s)
-            .max(1)
+            .clamp(1, 366 * 86_400)
     }
 
     /// GPUs the whole gang needs.
