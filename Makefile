@@ -32,6 +32,8 @@ cluster-down: ## Stop the local control plane and remove its state
 demo: cluster-up ## Local control plane, fake GPU nodes, the examples, and kubectl get
 	@hack/fake-nodes.sh $(KUBECONFIG_LOCAL) solar-a 4 8
 	@hack/fake-nodes.sh $(KUBECONFIG_LOCAL) wind-b 4 8
+	@# No controller-manager here: create the ServiceAccount it would create.
+	@$(KUBECTL) create serviceaccount default -n default >/dev/null 2>&1 || true
 	@$(KUBECTL) apply -f docs/examples/ >/dev/null
 	@$(KUBECTL) get nodes -L verdant.dev/site,nvidia.com/gpu.product
 	@echo

@@ -17,11 +17,27 @@ use serde::{Deserialize, Serialize};
     shortname = "esite",
     category = "verdant",
     doc = "A power domain with its own solar and wind plant and a grid connection, feeding a set of nodes.",
-    printcolumn(name = "Solar kW", type_ = "number", json_path = ".status.renewableKw.solar"),
-    printcolumn(name = "Wind kW", type_ = "number", json_path = ".status.renewableKw.wind"),
+    printcolumn(
+        name = "Solar kW",
+        type_ = "number",
+        json_path = ".status.renewableKw.solar"
+    ),
+    printcolumn(
+        name = "Wind kW",
+        type_ = "number",
+        json_path = ".status.renewableKw.wind"
+    ),
     printcolumn(name = "Load kW", type_ = "number", json_path = ".status.loadKw"),
-    printcolumn(name = "Headroom kW", type_ = "number", json_path = ".status.headroomKw"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Headroom kW",
+        type_ = "number",
+        json_path = ".status.headroomKw"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct EnergySiteSpec {

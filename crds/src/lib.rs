@@ -4,6 +4,10 @@
 //! helpers that interpret their fields (durations), and the CRD manifests generated from
 //! them. No client calls live here, so every other crate can depend on it cheaply.
 
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the repeated keys
+// inside them as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod energy_site;
 pub mod manifests;
 pub mod training_job;

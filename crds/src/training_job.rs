@@ -22,10 +22,22 @@ use serde::{Deserialize, Serialize};
     doc = "A distributed GPU training job that Verdant places where and when renewable power is available.",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
-    printcolumn(name = "GPUs/replica", type_ = "integer", json_path = ".spec.gpusPerReplica"),
+    printcolumn(
+        name = "GPUs/replica",
+        type_ = "integer",
+        json_path = ".spec.gpusPerReplica"
+    ),
     printcolumn(name = "Site", type_ = "string", json_path = ".status.site"),
-    printcolumn(name = "Renewable %", type_ = "number", json_path = ".status.energy.renewablePercent"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Renewable %",
+        type_ = "number",
+        json_path = ".status.energy.renewablePercent"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TrainingJobSpec {
@@ -64,7 +76,9 @@ pub struct TrainingJobSpec {
 }
 
 /// How a job trades start time for renewable energy.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema,
+)]
 pub enum GreenPolicy {
     /// Start as soon as GPUs are free, at the site with the most renewable headroom.
     Immediate,
@@ -200,7 +214,9 @@ fn default_backoff_limit() -> i32 {
 }
 
 /// The phase of a TrainingJob.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, schemars::JsonSchema,
+)]
 pub enum JobPhase {
     /// Accepted, waiting for the next scheduling cycle or for free GPUs.
     #[default]
@@ -258,6 +274,10 @@ pub struct TrainingJobStatus {
     /// How many times the gang was restarted after a failure.
     #[serde(default)]
     pub restarts: i32,
+    /// The GPU power limit Verdant currently asks for, in percent of each GPU's default
+    /// limit, when the job allows power capping and renewables run short. Absent: uncapped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_cap_percent: Option<i32>,
     /// The job's energy so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<JobEnergy>,

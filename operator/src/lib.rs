@@ -1,6 +1,31 @@
 //! The Verdant operator: Kubernetes controllers around the pure engine in `verdant-core`.
 //!
-//! The placement engine, the energy models and the accounting are re-exported here so
-//! users of the operator crate find them where the operator uses them.
+//! Layout, one job per module:
+//! - [`snapshot`]: cluster caches → the placement engine's snapshot (pure);
+//! - [`scheduler`]: the scheduling cycle (snapshot, engine, plan, wake-ups);
+//! - [`reconcile`]: per-job lifecycle and applying decisions (pods, binding, status);
+//! - [`workload`], [`constraints`], [`lifecycle`], [`supply`], [`status`]: pure helpers;
+//! - [`run`], [`server`], [`metrics`], [`config`]: the process around it.
+//!
+//! The placement engine, the energy models and the accounting live in `verdant-core`,
+//! re-exported here as [`core`].
 
 pub use verdant_core as core;
+
+pub mod cli;
+pub mod config;
+pub mod constraints;
+pub mod context;
+pub mod error;
+pub mod labels;
+pub mod lifecycle;
+pub mod metrics;
+pub mod plan;
+pub mod reconcile;
+pub mod run;
+pub mod scheduler;
+pub mod server;
+pub mod snapshot;
+pub mod status;
+pub mod supply;
+pub mod workload;

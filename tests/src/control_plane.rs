@@ -16,13 +16,33 @@ pub struct ControlPlane {
 
 static SHARED: OnceLock<ControlPlane> = OnceLock::new();
 
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        // The shared control plane lives in a static and is never dropped: its watchdog
+        // removes it when the process exits. Owned ones go away with their test.
+        let _ = Command::new(crate::repo_root().join("hack/control-plane.sh"))
+            .arg("down")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
 impl ControlPlane {
+    /// A control plane of the caller's own, torn down when dropped (and, should the test
+    /// process die, by the watchdog). For tests that run an operator: an operator sees
+    /// every node and job of its cluster, so tests that run one must not share it.
+    pub fn start_owned() -> ControlPlane {
+        Self::start().unwrap_or_else(|e| panic!("control plane failed to start: {e:#}"))
+    }
+
     /// The control plane of this test process, started on first use.
     ///
     /// Panics with the control plane's logs if it cannot start: without it no end-to-end
     /// test can run, and the reason must be visible.
     pub fn shared() -> &'static ControlPlane {
-        SHARED.get_or_init(|| Self::start().unwrap_or_else(|e| panic!("control plane failed to start: {e:#}")))
+        SHARED.get_or_init(|| {
+            Self::start().unwrap_or_else(|e| panic!("control plane failed to start: {e:#}"))
+        })
     }
 
     fn start() -> anyhow::Result<ControlPlane> {
@@ -79,7 +99,8 @@ impl ControlPlane {
     /// tokio runtime it was made on.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         Ok(kube::Client::try_from(config)?)
     }
 
@@ -92,7 +113,11 @@ impl ControlPlane {
 
     /// Runs kubectl and returns stdout, or an error with stderr.
     pub fn kubectl_output(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = self.kubectl().args(args).output().context("running kubectl")?;
+        let output = self
+            .kubectl()
+            .args(args)
+            .output()
+            .context("running kubectl")?;
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).into_owned())
         } else {

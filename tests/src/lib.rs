@@ -10,10 +10,13 @@
 pub mod control_plane;
 pub mod namespace;
 pub mod nodes;
+pub mod operator;
+pub mod wait;
 
 pub use control_plane::ControlPlane;
 pub use namespace::TestNamespace;
 pub use nodes::{FakeGpuNode, create_gpu_nodes};
+pub use operator::OperatorProcess;
 
 /// The repository root.
 pub fn repo_root() -> std::path::PathBuf {
@@ -31,6 +34,10 @@ pub fn unique_suffix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
-    let mixed = nanos ^ std::process::id().rotate_left(16) ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9);
+    let mixed = nanos
+        ^ std::process::id().rotate_left(16)
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9);
     format!("{:06x}", mixed & 0xff_ffff)
 }

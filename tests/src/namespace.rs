@@ -16,12 +16,18 @@ pub const E2E_LABEL: &str = "verdant.dev/e2e";
 /// ends.
 pub struct TestNamespace {
     name: String,
+    kubeconfig: std::path::PathBuf,
+    kubectl: std::path::PathBuf,
 }
 
 impl TestNamespace {
     /// Creates `e2e-<test>-<suffix>`, labelled, with the `default` ServiceAccount that a
     /// real cluster's controller-manager would create (this control plane has none).
-    pub async fn create(client: &kube::Client, test: &str) -> anyhow::Result<Self> {
+    pub async fn create(
+        plane: &ControlPlane,
+        client: &kube::Client,
+        test: &str,
+    ) -> anyhow::Result<Self> {
         let name = format!("e2e-{}-{}", sanitize(test), crate::unique_suffix());
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let namespace = Namespace {
@@ -32,7 +38,9 @@ impl TestNamespace {
             },
             ..Default::default()
         };
-        namespaces.create(&PostParams::default(), &namespace).await?;
+        namespaces
+            .create(&PostParams::default(), &namespace)
+            .await?;
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
         let default_account = ServiceAccount {
             metadata: ObjectMeta {
@@ -41,8 +49,14 @@ impl TestNamespace {
             },
             ..Default::default()
         };
-        accounts.create(&PostParams::default(), &default_account).await?;
-        Ok(Self { name })
+        accounts
+            .create(&PostParams::default(), &default_account)
+            .await?;
+        Ok(Self {
+            name,
+            kubeconfig: plane.kubeconfig().to_path_buf(),
+            kubectl: plane.tools_bin().join("kubectl"),
+        })
     }
 
     /// The namespace's name.
@@ -52,18 +66,34 @@ impl TestNamespace {
 
     /// Prints the state of the namespace and of the cluster-scoped Verdant objects.
     pub fn dump(&self) {
-        let plane = ControlPlane::shared();
         let ns = self.name.as_str();
         let sections: [(&str, Vec<&str>); 5] = [
-            ("trainingjobs", vec!["get", "trainingjobs", "-n", ns, "-o", "yaml"]),
+            (
+                "trainingjobs",
+                vec!["get", "trainingjobs", "-n", ns, "-o", "yaml"],
+            ),
             ("pods", vec!["get", "pods", "-n", ns, "-o", "wide"]),
-            ("events", vec!["get", "events", "-n", ns, "--sort-by", ".lastTimestamp"]),
+            (
+                "events",
+                vec!["get", "events", "-n", ns, "--sort-by", ".lastTimestamp"],
+            ),
             ("energysites", vec!["get", "energysites", "-o", "wide"]),
             ("nodes", vec!["get", "nodes", "-L", "verdant.dev/site"]),
         ];
         eprintln!("===== state of namespace {ns} at failure =====");
         for (title, args) in sections {
-            let text = plane.kubectl_output(&args).unwrap_or_else(|e| format!("(unavailable: {e})"));
+            let text = std::process::Command::new(&self.kubectl)
+                .env("KUBECONFIG", &self.kubeconfig)
+                .args(&args)
+                .output()
+                .map(|o| {
+                    format!(
+                        "{}{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    )
+                })
+                .unwrap_or_else(|e| format!("(unavailable: {e})"));
             eprintln!("--- {title} ---\n{text}");
         }
     }
@@ -80,7 +110,13 @@ impl Drop for TestNamespace {
 fn sanitize(test: &str) -> String {
     let cleaned: String = test
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     cleaned.trim_matches('-').chars().take(40).collect()
 }

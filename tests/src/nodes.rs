@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus, Taint};
+use k8s_openapi::api::core::v1::{Node, NodeSpec, NodeStatus};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 
 /// The label that tells which EnergySite powers a node (sites select on it in examples).
 pub const SITE_LABEL: &str = "verdant.dev/site";
@@ -25,8 +25,9 @@ pub struct FakeGpuNode {
 }
 
 impl FakeGpuNode {
-    /// The Node object: annotated for kwok, tainted like kwok's docs suggest so that
-    /// nothing lands there by accident, with GPUs in capacity and allocatable.
+    /// The Node object: annotated for kwok, with GPUs in capacity and allocatable. It is
+    /// not tainted: this control plane has no other scheduler that could land pods there,
+    /// and tests add taints where they test them.
     pub fn to_node(&self) -> Node {
         let mut labels = self.labels.clone();
         labels.insert(SITE_LABEL.to_owned(), self.site.clone());
@@ -49,15 +50,7 @@ impl FakeGpuNode {
                 annotations: Some([("kwok.x-k8s.io/node".to_owned(), "fake".to_owned())].into()),
                 ..Default::default()
             },
-            spec: Some(NodeSpec {
-                taints: Some(vec![Taint {
-                    key: "kwok.x-k8s.io/node".to_owned(),
-                    value: Some("fake".to_owned()),
-                    effect: "NoSchedule".to_owned(),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
+            spec: Some(NodeSpec::default()),
             status: Some(NodeStatus {
                 allocatable: Some(resources.clone()),
                 capacity: Some(resources),
@@ -85,8 +78,23 @@ pub async fn create_gpu_nodes(
             gpu_model: "NVIDIA-H100-80GB-HBM3".to_owned(),
             labels: BTreeMap::new(),
         };
-        nodes.create(&PostParams::default(), &node.to_node()).await?;
+        nodes
+            .create(&PostParams::default(), &node.to_node())
+            .await?;
+        clear_not_ready_taint(&nodes, &node.name).await?;
         names.push(node.name);
     }
     Ok(names)
+}
+
+/// The API server taints every new node `node.kubernetes.io/not-ready:NoSchedule`
+/// (TaintNodesByCondition); in a real cluster the node lifecycle controller of
+/// kube-controller-manager lifts it once the node is Ready. This control plane has no
+/// controller-manager, so the harness lifts it, as that controller would.
+pub async fn clear_not_ready_taint(nodes: &Api<Node>, name: &str) -> anyhow::Result<()> {
+    let patch = serde_json::json!({"spec": {"taints": null}});
+    nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
 }

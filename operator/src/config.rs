@@ -1,0 +1,120 @@
+//! The operator's settings, from flags and environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use verdant_core::placement::EngineConfig;
+
+/// `verdant-operator run` settings. Every flag also reads an environment variable.
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Seconds between scheduling cycles. Cycles also run, debounced, when jobs, pods,
+    /// nodes or sites change.
+    #[arg(long, env = "VERDANT_CYCLE_SECONDS", default_value_t = 15)]
+    pub cycle_seconds: u64,
+
+    /// Milliseconds to wait after a change before a cycle runs, so bursts share one cycle.
+    #[arg(long, env = "VERDANT_DEBOUNCE_MS", default_value_t = 250)]
+    pub debounce_ms: u64,
+
+    /// Per-GPU power in watts assumed for GPU models without a measurement or an entry
+    /// in --gpu-watts.
+    #[arg(long, env = "VERDANT_DEFAULT_GPU_WATTS", default_value_t = 700.0)]
+    pub default_gpu_watts: f64,
+
+    /// Per-model GPU watts, as MODEL=WATTS pairs separated by commas; MODEL is the node
+    /// label nvidia.com/gpu.product, e.g. NVIDIA-H100-80GB-HBM3=700,NVIDIA-A100-SXM4-80GB=400.
+    #[arg(long, env = "VERDANT_GPU_WATTS", value_delimiter = ',', value_parser = parse_model_watts)]
+    pub gpu_watts: Vec<(String, f64)>,
+
+    /// Seconds a GreenOnly interruptible job keeps running after its site's renewable
+    /// headroom turned negative, before it is suspended.
+    #[arg(long, env = "VERDANT_GREEN_ONLY_GRACE_SECONDS", default_value_t = 600)]
+    pub green_only_grace_seconds: i64,
+
+    /// Run time assumed for jobs without spec.energy.estimatedDuration, in seconds.
+    #[arg(long, env = "VERDANT_DEFAULT_DURATION_SECONDS", default_value_t = 3600)]
+    pub default_duration_seconds: i64,
+
+    /// Address of the HTTP server for /metrics, /livez and /readyz.
+    #[arg(long, env = "VERDANT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// How many TrainingJobs are reconciled at once.
+    #[arg(long, env = "VERDANT_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
+
+    /// Log format: `text` for terminals, `json` in clusters.
+    #[arg(long, env = "VERDANT_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_model_watts(text: &str) -> Result<(String, f64), String> {
+    let (model, watts) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected MODEL=WATTS"))?;
+    let watts: f64 = watts
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?}: {watts:?} is not a number of watts"))?;
+    if !(watts.is_finite() && watts > 0.0) {
+        return Err(format!("{text:?}: watts must be positive"));
+    }
+    Ok((model.trim().to_owned(), watts))
+}
+
+impl RunArgs {
+    /// The placement engine's settings.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            default_gpu_watts: self.default_gpu_watts,
+            gpu_watts_by_model: self.gpu_watts.iter().cloned().collect(),
+            green_only_grace_s: self.green_only_grace_seconds,
+            default_duration_s: self.default_duration_seconds,
+            ..EngineConfig::default()
+        }
+    }
+
+    /// Time between cycles.
+    pub fn cycle_period(&self) -> Duration {
+        Duration::from_secs(self.cycle_seconds.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_watts_parse_and_reject_nonsense() {
+        assert_eq!(
+            parse_model_watts("H100=700").unwrap(),
+            ("H100".to_owned(), 700.0)
+        );
+        assert!(
+            parse_model_watts("H100")
+                .unwrap_err()
+                .contains("MODEL=WATTS")
+        );
+        assert!(
+            parse_model_watts("H100=lots")
+                .unwrap_err()
+                .contains("not a number")
+        );
+        assert!(
+            parse_model_watts("H100=-5")
+                .unwrap_err()
+                .contains("positive")
+        );
+    }
+}

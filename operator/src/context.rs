@@ -1,0 +1,44 @@
+//! What every reconcile and the scheduling cycle share, built once at start-up.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use tokio::sync::Notify;
+use verdant_core::placement::EngineConfig;
+use verdant_crds::{EnergySite, TrainingJob};
+
+use crate::metrics::Metrics;
+use crate::plan::Plan;
+
+/// The reflector caches the operator reads.
+#[derive(Clone)]
+pub struct Stores {
+    /// TrainingJobs (the controller's own cache).
+    pub jobs: Store<TrainingJob>,
+    /// All pods, for GPUs in use and the state of gangs.
+    pub pods: Store<Pod>,
+    /// All nodes.
+    pub nodes: Store<Node>,
+    /// All EnergySites.
+    pub sites: Store<EnergySite>,
+}
+
+/// Shared state of the operator.
+pub struct Context {
+    /// The API client.
+    pub client: kube::Client,
+    /// The one event recorder, so events aggregate.
+    pub recorder: Recorder,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The last cycle's decisions.
+    pub plan: Arc<Plan>,
+    /// Caches.
+    pub stores: Stores,
+    /// Placement engine settings.
+    pub engine: EngineConfig,
+    /// Wakes the scheduling cycle early.
+    pub wake_scheduler: Arc<Notify>,
+}

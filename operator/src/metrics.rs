@@ -1,0 +1,137 @@
+//! The operator's Prometheus metrics (OpenMetrics, prometheus-client).
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric the operator exports, registered once.
+pub struct Metrics {
+    registry: Registry,
+    /// Duration of one scheduling cycle (snapshot, engine, bookkeeping).
+    pub cycle_duration: Histogram,
+    /// Duration of the engine alone within a cycle.
+    pub engine_duration: Histogram,
+    /// From a job's creation (or gang restart) to its whole gang bound.
+    pub placement_latency: Histogram,
+    /// Jobs by phase.
+    pub jobs: Family<Labels, Gauge>,
+    /// Scheduling decisions by reason.
+    pub decisions: Family<Labels, Counter>,
+    /// Renewable headroom per site now (supply − load), kW.
+    pub site_headroom_kw: Family<Labels, FloatGauge>,
+    /// Renewable supply per site and source now, kW.
+    pub site_renewable_kw: Family<Labels, FloatGauge>,
+    /// Load per site now, kW.
+    pub site_load_kw: Family<Labels, FloatGauge>,
+    /// Reconcile errors by kind.
+    pub reconcile_errors: Family<Labels, Counter>,
+    /// Reconciliations run.
+    pub reconciliations: Counter,
+    /// Pods bound by Verdant.
+    pub pods_bound: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("verdant");
+        let cycle_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let engine_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let placement_latency = Histogram::new(exponential_buckets(0.05, 2.0, 16));
+        let jobs = Family::<Labels, Gauge>::default();
+        let decisions = Family::<Labels, Counter>::default();
+        let site_headroom_kw = Family::<Labels, FloatGauge>::default();
+        let site_renewable_kw = Family::<Labels, FloatGauge>::default();
+        let site_load_kw = Family::<Labels, FloatGauge>::default();
+        let reconcile_errors = Family::<Labels, Counter>::default();
+        let reconciliations = Counter::default();
+        let pods_bound = Counter::default();
+        registry.register(
+            "scheduling_cycle_duration_seconds",
+            "Duration of one scheduling cycle",
+            cycle_duration.clone(),
+        );
+        registry.register(
+            "engine_duration_seconds",
+            "Duration of the placement engine within a cycle",
+            engine_duration.clone(),
+        );
+        registry.register(
+            "placement_latency_seconds",
+            "Time from a job's creation or gang restart to its whole gang bound",
+            placement_latency.clone(),
+        );
+        registry.register("jobs", "TrainingJobs by phase", jobs.clone());
+        registry.register(
+            "scheduling_decisions",
+            "Scheduling decisions by reason",
+            decisions.clone(),
+        );
+        registry.register(
+            "site_headroom_kw",
+            "Renewable headroom per site now: supply minus load, kW",
+            site_headroom_kw.clone(),
+        );
+        registry.register(
+            "site_renewable_kw",
+            "Renewable supply per site and source now, kW",
+            site_renewable_kw.clone(),
+        );
+        registry.register(
+            "site_load_kw",
+            "Facility load per site now (IT load × PUE), kW",
+            site_load_kw.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors by kind",
+            reconcile_errors.clone(),
+        );
+        registry.register(
+            "reconciliations",
+            "TrainingJob reconciliations run",
+            reconciliations.clone(),
+        );
+        registry.register(
+            "pods_bound",
+            "Pods bound to nodes by Verdant",
+            pods_bound.clone(),
+        );
+        Self {
+            registry,
+            cycle_duration,
+            engine_duration,
+            placement_latency,
+            jobs,
+            decisions,
+            site_headroom_kw,
+            site_renewable_kw,
+            site_load_kw,
+            reconcile_errors,
+            reconciliations,
+            pods_bound,
+        }
+    }
+}
+
+impl Metrics {
+    /// The metrics in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// One label pair.
+pub fn label(key: &str, value: &str) -> Labels {
+    vec![(key.to_owned(), value.to_owned())]
+}

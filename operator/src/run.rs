@@ -1,0 +1,205 @@
+//! `verdant-operator run`: wires the caches, the TrainingJob controller, the scheduling
+//! cycle and the HTTP server together, and exits when any of them stops.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use tokio::sync::Notify;
+use tracing::info;
+use verdant_crds::{EnergySite, TrainingJob};
+
+use crate::config::RunArgs;
+use crate::context::{Context, Stores};
+use crate::labels::JOB_NAME_LABEL;
+use crate::metrics::Metrics;
+use crate::plan::Plan;
+use crate::server::Health;
+use crate::{reconcile, scheduler, server};
+
+/// Runs the operator until a signal arrives or a critical task stops.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await.context(
+        "connecting to Kubernetes: set KUBECONFIG, or run in a pod with a ServiceAccount",
+    )?;
+    let jobs_api: Api<TrainingJob> = Api::all(client.clone());
+    jobs_api
+        .list(&ListParams::default().limit(1))
+        .await
+        .context("listing TrainingJobs failed: are the CRDs installed (kubectl apply --server-side -f crds/) and does the operator's ServiceAccount may list them?")?;
+
+    let wake_scheduler = Arc::new(Notify::new());
+    let metrics = Arc::new(Metrics::default());
+    let plan = Arc::new(Plan::default());
+
+    let (pods, pods_writer) = reflector::store();
+    let (nodes, nodes_writer) = reflector::store();
+    let (sites, sites_writer) = reflector::store();
+    let wake = wake_scheduler.clone();
+    let pod_watch = reflector(
+        pods_writer,
+        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(move |_| {
+        wake.notify_one();
+        async {}
+    });
+    let wake = wake_scheduler.clone();
+    let node_watch = reflector(
+        nodes_writer,
+        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(move |_| {
+        wake.notify_one();
+        async {}
+    });
+    let wake = wake_scheduler.clone();
+    let site_watch = reflector(
+        sites_writer,
+        watcher(
+            Api::<EnergySite>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(move |_| {
+        wake.notify_one();
+        async {}
+    });
+
+    let owned = watcher::Config::default().labels(JOB_NAME_LABEL);
+    let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
+    let controller = Controller::new(jobs_api, watcher::Config::default())
+        .owns(Api::<Pod>::all(client.clone()), owned.clone())
+        .owns(Api::<Service>::all(client.clone()), owned)
+        .reconcile_on(trigger_rx)
+        .with_config(
+            ControllerConfig::default()
+                .debounce(std::time::Duration::from_millis(100))
+                .concurrency(args.concurrency),
+        )
+        .shutdown_on_signal();
+    let stores = Stores {
+        jobs: controller.store(),
+        pods,
+        nodes,
+        sites,
+    };
+
+    let reporter = Reporter {
+        controller: "verdant-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        metrics: metrics.clone(),
+        plan: plan.clone(),
+        stores: stores.clone(),
+        engine: args.engine_config(),
+        wake_scheduler,
+    });
+
+    let health = Arc::new(Health {
+        caches_synced: Default::default(),
+        cycle_period_s: args.cycle_period().as_secs() as i64,
+        plan,
+        metrics,
+    });
+    let scheduling = {
+        let ctx = ctx.clone();
+        let stores = stores.clone();
+        let health = health.clone();
+        let (period, debounce) = (
+            args.cycle_period(),
+            std::time::Duration::from_millis(args.debounce_ms),
+        );
+        async move {
+            // Deciding on half-filled caches would place jobs on GPUs that are in use.
+            wait_ready(&stores.jobs).await;
+            wait_ready(&stores.pods).await;
+            wait_ready(&stores.nodes).await;
+            wait_ready(&stores.sites).await;
+            health.caches_synced.store(true, Ordering::Release);
+            info!("caches synced");
+            scheduler::cycle(&ctx, &trigger_tx).await;
+            scheduler::run(ctx, period, debounce, trigger_tx).await;
+        }
+    };
+    let controlling = controller
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile error");
+            }
+        });
+
+    info!(cycle_s = args.cycle_seconds, addr = %args.http_addr, "verdant-operator started");
+    // Every task is critical: if one stops, the process exits and Kubernetes restarts it,
+    // rather than leaving a pod that looks ready and does nothing.
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(async move {
+        server::serve(args.http_addr, health)
+            .await
+            .map(|_| "http server")
+    });
+    tasks.spawn(async move {
+        pod_watch.await;
+        Ok("pod watch")
+    });
+    tasks.spawn(async move {
+        node_watch.await;
+        Ok("node watch")
+    });
+    tasks.spawn(async move {
+        site_watch.await;
+        Ok("energy site watch")
+    });
+    tasks.spawn(async move {
+        scheduling.await;
+        Ok("scheduler")
+    });
+    tasks.spawn(async move {
+        controlling.await;
+        Ok("controller")
+    });
+    match tasks.join_next().await {
+        Some(Ok(Ok("controller"))) => {
+            info!("controller stopped (signal received); shutting down");
+            Ok(())
+        }
+        Some(Ok(Ok(task))) => {
+            anyhow::bail!("critical task '{task}' stopped; exiting so that the pod restarts")
+        }
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => anyhow::bail!("a critical task panicked: {e}"),
+        None => Ok(()),
+    }
+}
+
+/// Waits until a cache has its first full list. The store's readiness future keeps one
+/// waker only (the controller waits on the jobs store too), so it is polled with a short
+/// timeout rather than awaited once.
+async fn wait_ready<K: kube::Resource + Clone + 'static>(store: &kube::runtime::reflector::Store<K>)
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        store.wait_until_ready(),
+    )
+    .await
+    .is_err()
+    {}
+}

@@ -1,0 +1,277 @@
+//! The scheduling cycle: snapshot the caches, run the pure engine, publish its decisions,
+//! and wake the reconciles of the jobs whose decision changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc::UnboundedSender;
+use kube::runtime::reflector::ObjectRef;
+use tracing::{debug, info, warn};
+use verdant_core::placement::{self as engine, Action, Decision, JobState};
+use verdant_crds::{JobPhase, TrainingJob};
+
+use crate::context::Context;
+use crate::metrics::label;
+use crate::plan::SiteNow;
+use crate::snapshot::{self, Assumed, Inputs, job_id};
+use crate::supply::supply_now_kw;
+
+/// How long an assumed placement may wait for the job's status to show it.
+const ASSUMED_TTL_S: i64 = 120;
+
+/// Runs cycles forever: every `period`, and `debounce` after each wake-up.
+pub async fn run(
+    ctx: Arc<Context>,
+    period: Duration,
+    debounce: Duration,
+    trigger: UnboundedSender<ObjectRef<TrainingJob>>,
+) {
+    loop {
+        tokio::select! {
+            () = ctx.wake_scheduler.notified() => tokio::time::sleep(debounce).await,
+            () = tokio::time::sleep(period) => {}
+        }
+        cycle(&ctx, &trigger).await;
+    }
+}
+
+/// One scheduling cycle.
+pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJob>>) {
+    let started = Instant::now();
+    let now_s = jiff::Timestamp::now().as_second();
+    let jobs = ctx.stores.jobs.state();
+    let pods = ctx.stores.pods.state();
+    let nodes = ctx.stores.nodes.state();
+    let sites = ctx.stores.sites.state();
+
+    let (assumed, negative_since) = ctx.plan.with(|plan| {
+        prune_assumed(&mut plan.assumed, &jobs, now_s);
+        (plan.assumed.clone(), plan.headroom_negative_since.clone())
+    });
+    let built = snapshot::build(&Inputs {
+        jobs: &jobs,
+        nodes: &nodes,
+        pods: &pods,
+        sites: &sites,
+        assumed: &assumed,
+        headroom_negative_since: &negative_since,
+        now_s,
+    });
+    for (first, second, node) in &built.overlapping_sites {
+        warn!(site = %first, other_site = %second, %node, "node is matched by two EnergySites; it counts for {first} only. Make the nodeSelectors disjoint");
+    }
+    let site_now = site_power_now(&built.snapshot, &ctx.engine);
+
+    let engine_started = Instant::now();
+    let snapshot = built.snapshot;
+    let config = ctx.engine.clone();
+    let decisions =
+        match tokio::task::spawn_blocking(move || engine::run_cycle(&snapshot, &config)).await {
+            Ok(decisions) => decisions,
+            Err(e) => {
+                warn!(error = %e, "the placement engine panicked; keeping the previous decisions");
+                return;
+            }
+        };
+    ctx.metrics
+        .engine_duration
+        .observe(engine_started.elapsed().as_secs_f64());
+
+    let node_names = built.node_names;
+    let mut changed = Vec::new();
+    ctx.plan.with(|plan| {
+        let mut next = HashMap::with_capacity(decisions.len());
+        for decision in decisions {
+            if let Action::Place { site, nodes, .. } = &decision.action {
+                plan.assumed.insert(
+                    decision.job.clone(),
+                    Assumed {
+                        site: site.clone(),
+                        nodes: nodes
+                            .iter()
+                            .map(|&i| node_names[i as usize].clone())
+                            .collect(),
+                        at_s: now_s,
+                    },
+                );
+            }
+            let previous = plan.decisions.get(&decision.job);
+            if previous.is_none_or(|p| materially_different(p, &decision)) {
+                changed.push(decision.job.clone());
+            }
+            next.insert(decision.job.clone(), decision);
+        }
+        // Jobs that left the engine's view (finished, deleted, suspended by the user)
+        plan.decisions = next;
+        for (site, now) in &site_now {
+            if now.headroom_kw() < 0.0 {
+                plan.headroom_negative_since
+                    .entry(site.clone())
+                    .or_insert(now_s);
+            } else {
+                plan.headroom_negative_since.remove(site);
+            }
+        }
+        plan.sites = site_now.clone();
+        plan.last_cycle_s = Some(now_s);
+    });
+
+    for id in &changed {
+        if let Some((namespace, name)) = id.split_once('/') {
+            let _ = trigger.unbounded_send(ObjectRef::new(name).within(namespace));
+        }
+    }
+    record_metrics(ctx, &jobs, &site_now);
+    let elapsed = started.elapsed();
+    ctx.metrics.cycle_duration.observe(elapsed.as_secs_f64());
+    if changed.is_empty() {
+        debug!(
+            jobs = jobs.len(),
+            nodes = nodes.len(),
+            elapsed_ms = elapsed.as_millis() as u64,
+            "scheduling cycle: no change"
+        );
+    } else {
+        info!(
+            jobs = jobs.len(),
+            nodes = nodes.len(),
+            changed = changed.len(),
+            elapsed_ms = elapsed.as_millis() as u64,
+            "scheduling cycle"
+        );
+    }
+}
+
+/// A new decision is worth a reconcile (and a status write) when it changes what happens,
+/// not when only its numbers drift.
+fn materially_different(old: &Decision, new: &Decision) -> bool {
+    if old.reason != new.reason {
+        return true;
+    }
+    match (&old.action, &new.action) {
+        (Action::Place { .. }, Action::Place { .. }) => true,
+        (Action::Defer { until_s: a, .. }, Action::Defer { until_s: b, .. }) => a != b,
+        (Action::PowerCap { percent: a }, Action::PowerCap { percent: b }) => a != b,
+        (a, b) => std::mem::discriminant(a) != std::mem::discriminant(b),
+    }
+}
+
+/// Drops assumed placements the cache now shows in status, of jobs that are gone, and
+/// those too old to still be in flight (their reconcile failed; the next cycle re-plans).
+fn prune_assumed(assumed: &mut HashMap<String, Assumed>, jobs: &[Arc<TrainingJob>], now_s: i64) {
+    let by_id: HashMap<String, &Arc<TrainingJob>> = jobs.iter().map(|j| (job_id(j), j)).collect();
+    assumed.retain(|id, placement| {
+        let Some(job) = by_id.get(id) else {
+            return false;
+        };
+        let status = job.status.clone().unwrap_or_default();
+        let visible = matches!(
+            status.phase,
+            JobPhase::Starting | JobPhase::Running | JobPhase::Succeeded | JobPhase::Failed
+        ) && status.nodes == placement.nodes;
+        !visible && now_s - placement.at_s < ASSUMED_TTL_S
+    });
+}
+
+/// Supply and load now at each site: load is the power of the jobs running there.
+fn site_power_now(
+    snapshot: &engine::Snapshot,
+    config: &engine::EngineConfig,
+) -> BTreeMap<String, SiteNow> {
+    let mut sites: BTreeMap<String, SiteNow> = snapshot
+        .sites
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                SiteNow {
+                    supply_kw: supply_now_kw(&s.supply, snapshot.now_s),
+                    load_kw: s.base_load_kw,
+                },
+            )
+        })
+        .collect();
+    let pue: HashMap<&str, f64> = snapshot
+        .sites
+        .iter()
+        .map(|s| (s.name.as_str(), s.pue))
+        .collect();
+    for job in &snapshot.jobs {
+        let JobState::Running { site, nodes, .. } = &job.state else {
+            continue;
+        };
+        let Some(entry) = sites.get_mut(site) else {
+            continue;
+        };
+        let cap = f64::from(job.power_cap_percent.unwrap_or(100).min(100)) / 100.0;
+        let watts: f64 = nodes
+            .iter()
+            .map(|&n| {
+                let model = &snapshot.nodes[n as usize].gpu_model;
+                let per_gpu = job
+                    .measured_gpu_watts
+                    .or_else(|| config.gpu_watts_by_model.get(model).copied())
+                    .unwrap_or(config.default_gpu_watts);
+                per_gpu * f64::from(job.gpus_per_replica)
+            })
+            .sum();
+        entry.load_kw += watts * cap * pue.get(site.as_str()).copied().unwrap_or(1.0) / 1000.0;
+    }
+    sites
+}
+
+fn record_metrics(ctx: &Context, jobs: &[Arc<TrainingJob>], sites: &BTreeMap<String, SiteNow>) {
+    let mut phases: BTreeMap<&'static str, i64> = [
+        "Pending",
+        "Deferred",
+        "Starting",
+        "Running",
+        "Suspended",
+        "Succeeded",
+        "Failed",
+    ]
+    .into_iter()
+    .map(|p| (p, 0))
+    .collect();
+    for job in jobs {
+        let phase = job.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        *phases.entry(phase_name(phase)).or_default() += 1;
+    }
+    for (phase, count) in phases {
+        ctx.metrics
+            .jobs
+            .get_or_create(&label("phase", phase))
+            .set(count);
+    }
+    for (site, now) in sites {
+        ctx.metrics
+            .site_headroom_kw
+            .get_or_create(&label("site", site))
+            .set(now.headroom_kw());
+        ctx.metrics
+            .site_load_kw
+            .get_or_create(&label("site", site))
+            .set(now.load_kw);
+        ctx.metrics
+            .site_renewable_kw
+            .get_or_create(&vec![
+                ("site".to_owned(), site.clone()),
+                ("source".to_owned(), "total".to_owned()),
+            ])
+            .set(now.supply_kw);
+    }
+}
+
+/// The name of a phase, as in the API.
+pub fn phase_name(phase: JobPhase) -> &'static str {
+    match phase {
+        JobPhase::Pending => "Pending",
+        JobPhase::Deferred => "Deferred",
+        JobPhase::Starting => "Starting",
+        JobPhase::Running => "Running",
+        JobPhase::Suspended => "Suspended",
+        JobPhase::Succeeded => "Succeeded",
+        JobPhase::Failed => "Failed",
+    }
+}

@@ -1,0 +1,92 @@
+//! The operator's HTTP server: `/metrics`, `/livez` and `/readyz`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use crate::metrics::Metrics;
+use crate::plan::Plan;
+
+/// What the probes look at.
+pub struct Health {
+    /// Set once every reflector cache has synced.
+    pub caches_synced: AtomicBool,
+    /// The scheduling cycle period, to judge liveness.
+    pub cycle_period_s: i64,
+    /// The plan, whose last cycle time shows the scheduler is alive.
+    pub plan: Arc<Plan>,
+    /// Metrics to serve.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Health {
+    fn last_cycle_age_s(&self) -> Option<i64> {
+        self.plan
+            .with(|p| p.last_cycle_s)
+            .map(|t| jiff::Timestamp::now().as_second() - t)
+    }
+}
+
+/// The router, separate from the listener so tests can serve it on any socket.
+pub fn router(health: Arc<Health>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .with_state(health)
+}
+
+/// Serves until the process ends.
+pub async fn serve(addr: SocketAddr, health: Arc<Health>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr} for /metrics, /livez and /readyz: {e}")
+    })?;
+    tracing::info!(%addr, "serving /metrics, /livez, /readyz");
+    axum::serve(listener, router(health)).await?;
+    Ok(())
+}
+
+async fn metrics(State(health): State<Arc<Health>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        health.metrics.render(),
+    )
+}
+
+/// Alive while the scheduling loop keeps cycling (or has not had its first cycle yet).
+async fn livez(State(health): State<Arc<Health>>) -> impl IntoResponse {
+    let limit_s = (health.cycle_period_s * 5).max(60);
+    match health.last_cycle_age_s() {
+        Some(age) if age > limit_s => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the scheduling cycle last ran {age} s ago (limit {limit_s} s)\n"),
+        ),
+        _ => (StatusCode::OK, "ok\n".to_owned()),
+    }
+}
+
+/// Ready once the caches have synced and a scheduling cycle has completed.
+async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
+    if !health.caches_synced.load(Ordering::Acquire) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "caches not synced yet\n".to_owned(),
+        );
+    }
+    match health.last_cycle_age_s() {
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no scheduling cycle has completed yet\n".to_owned(),
+        ),
+        Some(_) => (StatusCode::OK, "ok\n".to_owned()),
+    }
+}

@@ -1,0 +1,359 @@
+//! Turns the cluster as the caches see it into the placement engine's snapshot.
+//!
+//! The function is pure over its inputs (objects and the time), so it is unit-tested
+//! without a cluster. Everything the engine needs is derived from cluster state: a job's
+//! placement is durable in `status.site`/`status.nodes` from the moment Verdant decides
+//! it, and only the short gap between a decision and that status write is covered by the
+//! in-memory `assumed` placements.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
+use kube::ResourceExt;
+use kube::core::{Selector, SelectorExt};
+use verdant_core::placement::{self as engine, JobState, Policy};
+use verdant_crds::{EnergySite, GreenPolicy, JobPhase, TrainingJob};
+
+use crate::constraints::{node_cordoned, node_fits};
+use crate::labels::{GPU_PRODUCT_LABEL, GPU_RESOURCE, JOB_NAME_LABEL};
+use crate::supply::site_supply;
+use crate::workload::{pod_gpus, pod_name};
+
+/// A placement decided but not yet visible in the job's cached status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assumed {
+    /// The site.
+    pub site: String,
+    /// The node of each replica.
+    pub nodes: Vec<String>,
+    /// When it was decided.
+    pub at_s: i64,
+}
+
+/// The engine snapshot plus what is needed to map its answers back to objects.
+pub struct ClusterSnapshot {
+    /// The engine's input.
+    pub snapshot: engine::Snapshot,
+    /// Node names by engine index.
+    pub node_names: Vec<String>,
+    /// Site of each node, by node name (for the status of sites and the metrics).
+    pub node_site: HashMap<String, String>,
+    /// Sites whose nodeSelector matched a node that another site also matched.
+    pub overlapping_sites: Vec<Overlap>,
+}
+
+/// The engine id of a job: `namespace/name`.
+pub fn job_id(job: &TrainingJob) -> String {
+    format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
+}
+
+/// Inputs of [`build`].
+pub struct Inputs<'a> {
+    /// All TrainingJobs.
+    pub jobs: &'a [Arc<TrainingJob>],
+    /// All nodes.
+    pub nodes: &'a [Arc<Node>],
+    /// All pods (for GPUs in use, and the state of gangs).
+    pub pods: &'a [Arc<Pod>],
+    /// All EnergySites.
+    pub sites: &'a [Arc<EnergySite>],
+    /// Placements decided and not yet in the cached status.
+    pub assumed: &'a HashMap<String, Assumed>,
+    /// Since when each site's headroom has been negative.
+    pub headroom_negative_since: &'a HashMap<String, i64>,
+    /// Now, in Unix seconds.
+    pub now_s: i64,
+}
+
+/// Builds the snapshot.
+pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
+    let now_s = inputs.now_s;
+    let (node_site, overlapping_sites) = assign_nodes_to_sites(inputs.nodes, inputs.sites);
+
+    let mut nodes: Vec<engine::Node> = Vec::with_capacity(inputs.nodes.len());
+    let mut node_names = Vec::with_capacity(inputs.nodes.len());
+    let mut node_index: HashMap<String, u32> = HashMap::with_capacity(inputs.nodes.len());
+    for node in inputs.nodes {
+        let name = node.name_any();
+        let labels = node.labels();
+        let allocatable = node
+            .status
+            .as_ref()
+            .and_then(|s| s.allocatable.as_ref())
+            .and_then(|a| a.get(GPU_RESOURCE))
+            .and_then(|q| q.0.parse::<u32>().ok())
+            .unwrap_or(0);
+        node_index.insert(name.clone(), nodes.len() as u32);
+        nodes.push(engine::Node {
+            name: name.clone(),
+            site: node_site.get(&name).cloned(),
+            gpu_model: labels
+                .get(GPU_PRODUCT_LABEL)
+                .cloned()
+                .unwrap_or_else(|| "unknown".to_owned()),
+            gpus_allocatable: allocatable,
+            gpus_used: 0,
+            schedulable: !node_cordoned(node) && node_ready(node),
+        });
+        node_names.push(name);
+    }
+
+    // GPUs held by bound, unfinished pods: ours and everybody else's.
+    let mut bound: HashMap<(String, String), String> = HashMap::new();
+    for pod in inputs.pods {
+        let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+            continue;
+        };
+        if pod_finished(pod) {
+            continue;
+        }
+        if let Some(&i) = node_index.get(&node_name) {
+            let node = &mut nodes[i as usize];
+            node.gpus_used = node.gpus_used.saturating_add(pod_gpus(pod));
+        }
+        bound.insert(
+            (pod.namespace().unwrap_or_default(), pod.name_any()),
+            node_name,
+        );
+    }
+
+    let mut eligibility_cache: HashMap<String, Option<Vec<u32>>> = HashMap::new();
+    let mut jobs = Vec::with_capacity(inputs.jobs.len());
+    for job in inputs.jobs {
+        let id = job_id(job);
+        let Some(state) = engine_state(job, inputs.assumed.get(&id), &node_index, now_s) else {
+            continue;
+        };
+        // Replicas placed (in status or assumed) whose pods are not bound yet still hold
+        // their GPUs, or two cycles could hand the same GPUs out twice.
+        if let JobState::Running { nodes: placed, .. } = &state {
+            let namespace = job.namespace().unwrap_or_default();
+            for (index, &node) in placed.iter().enumerate() {
+                let key = (namespace.clone(), pod_name(&job.name_any(), index as u32));
+                let node_name = &node_names[node as usize];
+                if bound.get(&key) != Some(node_name) {
+                    let n = &mut nodes[node as usize];
+                    n.gpus_used = n
+                        .gpus_used
+                        .saturating_add(job.spec.gpus_per_replica.max(0) as u32);
+                }
+            }
+        }
+        let template_spec = job.spec.template.spec.clone().unwrap_or_default();
+        let signature = constraint_signature(&template_spec);
+        let allowed_nodes = eligibility_cache
+            .entry(signature)
+            .or_insert_with(|| allowed_nodes(&template_spec, inputs.nodes))
+            .clone();
+        jobs.push(engine_job(job, id, state, allowed_nodes, now_s));
+    }
+
+    let sites = inputs
+        .sites
+        .iter()
+        .map(|site| {
+            let name = site.name_any();
+            engine::Site {
+                supply: site_supply(site, now_s),
+                pue: site.spec.pue,
+                grid_carbon_g_per_kwh: site.spec.grid.carbon_intensity_g_per_kwh,
+                base_load_kw: 0.0,
+                headroom_negative_since_s: inputs.headroom_negative_since.get(&name).copied(),
+                name,
+            }
+        })
+        .collect();
+
+    ClusterSnapshot {
+        snapshot: engine::Snapshot {
+            now_s,
+            sites,
+            nodes,
+            jobs,
+        },
+        node_names,
+        node_site,
+        overlapping_sites,
+    }
+}
+
+/// A node matched by two sites: (site it counts for, the other site, node).
+pub type Overlap = (String, String, String);
+
+/// Which site powers each node. A node matched by two sites goes to the first by name,
+/// and the pair is reported as a configuration error.
+pub fn assign_nodes_to_sites(
+    nodes: &[Arc<Node>],
+    sites: &[Arc<EnergySite>],
+) -> (HashMap<String, String>, Vec<Overlap>) {
+    let mut sorted: Vec<&Arc<EnergySite>> = sites.iter().collect();
+    sorted.sort_by_key(|s| s.name_any());
+    let selectors: Vec<(String, Option<Selector>)> = sorted
+        .iter()
+        .map(|s| {
+            (
+                s.name_any(),
+                Selector::try_from(s.spec.node_selector.clone()).ok(),
+            )
+        })
+        .collect();
+    let mut assignment = HashMap::new();
+    let mut overlaps = Vec::new();
+    for node in nodes {
+        let labels = node.labels();
+        let mut matching = selectors
+            .iter()
+            .filter(|(_, selector)| selector.as_ref().is_some_and(|s| s.matches(labels)))
+            .map(|(name, _)| name.clone());
+        if let Some(first) = matching.next() {
+            for other in matching {
+                overlaps.push((first.clone(), other, node.name_any()));
+            }
+            assignment.insert(node.name_any(), first);
+        }
+    }
+    (assignment, overlaps)
+}
+
+fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True")
+}
+
+/// Whether a pod has finished (its resources are free again).
+pub fn pod_finished(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+fn constraint_signature(spec: &PodSpec) -> String {
+    serde_json::json!([
+        spec.node_selector,
+        spec.affinity
+            .as_ref()
+            .and_then(|a| a.node_affinity.as_ref()),
+        spec.tolerations
+    ])
+    .to_string()
+}
+
+fn allowed_nodes(spec: &PodSpec, nodes: &[Arc<Node>]) -> Option<Vec<u32>> {
+    let fitting: Vec<u32> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| node_fits(spec, n))
+        .map(|(i, _)| i as u32)
+        .collect();
+    (fitting.len() != nodes.len()).then_some(fitting)
+}
+
+/// The engine's view of a job's state, or None when the engine has nothing to decide
+/// (finished, suspended by the user, or being deleted).
+fn engine_state(
+    job: &TrainingJob,
+    assumed: Option<&Assumed>,
+    node_index: &HashMap<String, u32>,
+    now_s: i64,
+) -> Option<JobState> {
+    if job.metadata.deletion_timestamp.is_some() || job.spec.run_policy.suspend {
+        return None;
+    }
+    let status = job.status.clone().unwrap_or_default();
+    let started_s = status
+        .start_time
+        .as_ref()
+        .map_or(now_s, |t| t.0.as_second());
+    let running = |site: &str, nodes: &[String]| -> Option<JobState> {
+        let indices: Option<Vec<u32>> = nodes.iter().map(|n| node_index.get(n).copied()).collect();
+        // A placement on a node that no longer exists is torn down by the job's reconcile;
+        // until then the engine must neither count it nor place the job again.
+        indices.map(|nodes| JobState::Running {
+            site: site.to_owned(),
+            nodes,
+            started_s,
+        })
+    };
+    match status.phase {
+        JobPhase::Succeeded | JobPhase::Failed => None,
+        JobPhase::Starting | JobPhase::Running => match (&status.site, status.nodes.is_empty()) {
+            (Some(site), false) => running(site, &status.nodes),
+            _ => None,
+        },
+        JobPhase::Pending | JobPhase::Deferred | JobPhase::Suspended => match assumed {
+            Some(a) => running(&a.site, &a.nodes),
+            None if status.phase == JobPhase::Suspended => Some(JobState::Suspended),
+            None => Some(JobState::Pending),
+        },
+    }
+}
+
+fn engine_job(
+    job: &TrainingJob,
+    id: String,
+    state: JobState,
+    allowed_nodes: Option<Vec<u32>>,
+    now_s: i64,
+) -> engine::Job {
+    let energy = &job.spec.energy;
+    let created_s = job
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now_s, |t| t.0.as_second());
+    let estimated_duration_s = energy
+        .estimated_duration
+        .map(|d| std::time::Duration::from(d).as_secs() as i64);
+    let latest_start_s = match (&energy.deadline, energy.max_delay, estimated_duration_s) {
+        (Some(deadline), _, Some(duration)) => Some(deadline.0.as_second() - duration),
+        (None, Some(delay), _) => {
+            Some(created_s + std::time::Duration::from(delay).as_secs() as i64)
+        }
+        _ => None,
+    };
+    engine::Job {
+        id,
+        replicas: job.spec.replicas.max(0) as u32,
+        gpus_per_replica: job.spec.gpus_per_replica.max(0) as u32,
+        state,
+        policy: match energy.policy {
+            GreenPolicy::Immediate => Policy::Immediate,
+            GreenPolicy::GreenPreferred => Policy::GreenPreferred,
+            GreenPolicy::GreenOnly => Policy::GreenOnly,
+        },
+        min_renewable_fraction: energy.min_renewable_fraction,
+        interruptible: energy.interruptible,
+        power_cap_min_percent: energy
+            .power_capping
+            .as_ref()
+            .filter(|p| p.enabled)
+            .map(|p| p.min_percent.clamp(1, 100) as u32),
+        power_cap_percent: job
+            .status
+            .as_ref()
+            .and_then(|s| s.power_cap_percent)
+            .map(|p| p.clamp(1, 100) as u32),
+        priority: job.spec.priority,
+        created_s,
+        latest_start_s,
+        estimated_duration_s,
+        measured_gpu_watts: None,
+        allowed_sites: job.spec.sites.clone(),
+        allowed_nodes,
+    }
+}
+
+/// Pods of one job, by replica index, from a list of pods.
+pub fn pods_of_job<'a>(job: &TrainingJob, pods: &'a [Arc<Pod>]) -> BTreeMap<String, &'a Arc<Pod>> {
+    let namespace = job.namespace();
+    let name = job.name_any();
+    pods.iter()
+        .filter(|p| p.namespace() == namespace && p.labels().get(JOB_NAME_LABEL) == Some(&name))
+        .map(|p| (p.name_any(), p))
+        .collect()
+}

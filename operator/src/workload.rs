@@ -1,0 +1,277 @@
+//! The pods and the headless Service of a TrainingJob (pure builders).
+//!
+//! Each replica is one pod `<job>-<index>`, one torchrun node. The pods get the
+//! torch.distributed environment that Kubeflow's PyTorchJob sets, so scripts written for
+//! it run unchanged, and Verdant's own variables.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Container, EnvVar, Pod, PodSpec, ResourceRequirements, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+use verdant_crds::TrainingJob;
+
+use crate::labels::*;
+
+/// The pod name of a replica.
+pub fn pod_name(job: &str, index: u32) -> String {
+    format!("{job}-{index}")
+}
+
+/// The address of replica 0 through the job's headless Service.
+pub fn master_addr(job: &TrainingJob) -> String {
+    let name = job.name_any();
+    let namespace = job.namespace().unwrap_or_default();
+    format!("{}.{name}.{namespace}.svc", pod_name(&name, 0))
+}
+
+fn owner_reference(job: &TrainingJob) -> Option<OwnerReference> {
+    job.controller_owner_ref(&())
+}
+
+/// Labels selecting all pods of a job.
+pub fn job_selector(job_name: &str) -> BTreeMap<String, String> {
+    [(JOB_NAME_LABEL.to_owned(), job_name.to_owned())].into()
+}
+
+/// The pod of replica `index`, planned for `node` at `site`, for gang attempt `restart`.
+///
+/// The pod is created unbound (`schedulerName: verdant`, no `nodeName`); Verdant binds the
+/// whole gang once every pod exists.
+pub fn build_pod(job: &TrainingJob, index: u32, site: &str, node: &str, restart: i32) -> Pod {
+    let name = job.name_any();
+    let template = &job.spec.template;
+    let mut metadata = template.metadata.clone().unwrap_or_default();
+    let mut labels = metadata.labels.take().unwrap_or_default();
+    labels.extend(job_selector(&name));
+    labels.insert(REPLICA_INDEX_LABEL.to_owned(), index.to_string());
+    labels.insert(RESTART_LABEL.to_owned(), restart.to_string());
+    labels.insert(MANAGED_BY_LABEL.to_owned(), "verdant".to_owned());
+    let mut annotations = metadata.annotations.take().unwrap_or_default();
+    annotations.insert(PLANNED_NODE_ANNOTATION.to_owned(), node.to_owned());
+    annotations.insert(SITE_ANNOTATION.to_owned(), site.to_owned());
+
+    let mut spec: PodSpec = template.spec.clone().unwrap_or_default();
+    spec.scheduler_name = Some(SCHEDULER_NAME.to_owned());
+    spec.node_name = None;
+    spec.hostname = Some(pod_name(&name, index));
+    spec.subdomain = Some(name.clone());
+    spec.restart_policy = Some("Never".to_owned());
+    let env = torch_env(job, index, site, restart);
+    for (position, container) in spec.containers.iter_mut().enumerate() {
+        add_env(container, &env);
+        if position == 0 {
+            set_gpu_limit(container, job.spec.gpus_per_replica);
+        }
+    }
+
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(pod_name(&name, index)),
+            namespace: job.namespace(),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            owner_references: owner_reference(job).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    }
+}
+
+/// The environment torchrun and Kubeflow-style scripts read, plus Verdant's own.
+pub fn torch_env(job: &TrainingJob, index: u32, site: &str, restart: i32) -> Vec<EnvVar> {
+    let replicas = job.spec.replicas;
+    let gpus = job.spec.gpus_per_replica;
+    let master = master_addr(job);
+    let vars = [
+        ("MASTER_ADDR", master.clone()),
+        ("MASTER_PORT", MASTER_PORT.to_string()),
+        (
+            "WORLD_SIZE",
+            (i64::from(replicas) * i64::from(gpus)).to_string(),
+        ),
+        ("RANK", index.to_string()),
+        ("PET_NNODES", replicas.to_string()),
+        ("PET_NPROC_PER_NODE", gpus.to_string()),
+        ("PET_NODE_RANK", index.to_string()),
+        ("PET_MASTER_ADDR", master),
+        ("PET_MASTER_PORT", MASTER_PORT.to_string()),
+        ("VERDANT_JOB", job.name_any()),
+        ("VERDANT_SITE", site.to_owned()),
+        ("VERDANT_RESTART", restart.to_string()),
+    ];
+    vars.into_iter()
+        .map(|(name, value)| EnvVar {
+            name: name.to_owned(),
+            value: Some(value),
+            value_from: None,
+        })
+        .collect()
+}
+
+fn add_env(container: &mut Container, vars: &[EnvVar]) {
+    let env = container.env.get_or_insert_with(Vec::new);
+    // Verdant's values win over the template's: a stale RANK would break the rendezvous.
+    env.retain(|existing| !vars.iter().any(|v| v.name == existing.name));
+    env.extend(vars.iter().cloned());
+}
+
+fn set_gpu_limit(container: &mut Container, gpus: i32) {
+    let resources = container
+        .resources
+        .get_or_insert_with(ResourceRequirements::default);
+    let quantity = Quantity(gpus.to_string());
+    resources
+        .limits
+        .get_or_insert_with(BTreeMap::new)
+        .insert(GPU_RESOURCE.to_owned(), quantity.clone());
+    resources
+        .requests
+        .get_or_insert_with(BTreeMap::new)
+        .insert(GPU_RESOURCE.to_owned(), quantity);
+}
+
+/// The headless Service that gives replica 0 the stable name in `MASTER_ADDR`.
+pub fn build_service(job: &TrainingJob) -> Service {
+    let name = job.name_any();
+    Service {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: job.namespace(),
+            labels: Some(
+                [
+                    (JOB_NAME_LABEL.to_owned(), name.clone()),
+                    (MANAGED_BY_LABEL.to_owned(), "verdant".to_owned()),
+                ]
+                .into(),
+            ),
+            owner_references: owner_reference(job).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_owned()),
+            selector: Some(job_selector(&name)),
+            publish_not_ready_addresses: Some(true),
+            ports: Some(vec![ServicePort {
+                name: Some("torch-rendezvous".to_owned()),
+                port: MASTER_PORT,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// GPUs a pod requests (`nvidia.com/gpu` limits, else requests, over all containers).
+pub fn pod_gpus(pod: &Pod) -> u32 {
+    let Some(spec) = &pod.spec else { return 0 };
+    spec.containers
+        .iter()
+        .map(|c| {
+            let resources = c.resources.as_ref();
+            let from = |m: Option<&BTreeMap<String, Quantity>>| {
+                m.and_then(|m| m.get(GPU_RESOURCE))
+                    .and_then(|q| q.0.parse::<u32>().ok())
+            };
+            from(resources.and_then(|r| r.limits.as_ref()))
+                .or_else(|| from(resources.and_then(|r| r.requests.as_ref())))
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> TrainingJob {
+        let mut job: TrainingJob = serde_yaml_ng::from_str(
+            r#"
+apiVersion: verdant.dev/v1alpha1
+kind: TrainingJob
+metadata: {name: llama, namespace: ml, uid: 1234}
+spec:
+  replicas: 2
+  gpusPerReplica: 8
+  template:
+    metadata:
+      labels: {team: nlp}
+    spec:
+      containers:
+      - name: trainer
+        image: pytorch
+        env: [{name: RANK, value: "99"}, {name: EPOCHS, value: "3"}]
+      - name: sidecar
+        image: busybox
+"#,
+        )
+        .unwrap();
+        job.metadata.uid = Some("1234".into());
+        job
+    }
+
+    fn env_of(pod: &Pod, container: usize) -> BTreeMap<String, String> {
+        pod.spec.as_ref().unwrap().containers[container]
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect()
+    }
+
+    #[test]
+    fn pod_carries_the_pytorchjob_environment() {
+        let pod = build_pod(&job(), 1, "solar-a", "node-7", 2);
+        let env = env_of(&pod, 0);
+        assert_eq!(env["MASTER_ADDR"], "llama-0.llama.ml.svc");
+        assert_eq!(env["MASTER_PORT"], "29500");
+        assert_eq!(env["WORLD_SIZE"], "16");
+        assert_eq!(env["RANK"], "1", "Verdant's RANK replaces the template's");
+        assert_eq!(env["PET_NNODES"], "2");
+        assert_eq!(env["PET_NPROC_PER_NODE"], "8");
+        assert_eq!(env["PET_NODE_RANK"], "1");
+        assert_eq!(env["PET_MASTER_ADDR"], "llama-0.llama.ml.svc");
+        assert_eq!(env["VERDANT_SITE"], "solar-a");
+        assert_eq!(env["VERDANT_RESTART"], "2");
+        assert_eq!(env["EPOCHS"], "3", "the template's own variables stay");
+        assert_eq!(env_of(&pod, 1)["RANK"], "1", "sidecars see the same rank");
+    }
+
+    #[test]
+    fn pod_is_unbound_owned_labelled_and_requests_gpus_on_the_first_container() {
+        let pod = build_pod(&job(), 0, "solar-a", "node-7", 0);
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(pod.metadata.name.as_deref(), Some("llama-0"));
+        assert_eq!(spec.scheduler_name.as_deref(), Some("verdant"));
+        assert_eq!(spec.node_name, None, "bound only when the gang is whole");
+        assert_eq!(spec.hostname.as_deref(), Some("llama-0"));
+        assert_eq!(spec.subdomain.as_deref(), Some("llama"));
+        let labels = pod.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[JOB_NAME_LABEL], "llama");
+        assert_eq!(labels["team"], "nlp");
+        assert_eq!(
+            pod.metadata.annotations.as_ref().unwrap()[PLANNED_NODE_ANNOTATION],
+            "node-7"
+        );
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("TrainingJob", Some(true))
+        );
+        assert_eq!(pod_gpus(&pod), 8, "only the first container gets the GPUs");
+    }
+
+    #[test]
+    fn service_is_headless_and_selects_the_job() {
+        let service = build_service(&job());
+        let spec = service.spec.unwrap();
+        assert_eq!(spec.cluster_ip.as_deref(), Some("None"));
+        assert_eq!(spec.selector.unwrap()[JOB_NAME_LABEL], "llama");
+        assert_eq!(spec.ports.unwrap()[0].port, 29500);
+    }
+}

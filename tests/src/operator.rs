@@ -1,0 +1,64 @@
+//! The operator as a real process against a test control plane.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use crate::ControlPlane;
+
+/// A running `verdant-operator run`, killed (SIGKILL) when dropped.
+pub struct OperatorProcess {
+    child: Child,
+    log: PathBuf,
+    /// Base URL of its HTTP server (`/metrics`, `/livez`, `/readyz`).
+    pub http_url: String,
+}
+
+impl OperatorProcess {
+    /// Starts the operator binary (`env!("CARGO_BIN_EXE_e2e-operator")` in a test) with a
+    /// 2-second cycle; `extra` flags are appended.
+    pub fn start(plane: &ControlPlane, binary: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let log = plane.dir().join(format!("operator-{port}.log"));
+        let file = std::fs::File::create(&log)?;
+        let child = Command::new(binary)
+            .args(["run", "--cycle-seconds", "2", "--debounce-ms", "100"])
+            .args(["--http-addr", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("KUBECONFIG", plane.kubeconfig())
+            .env("RUST_LOG", "info,verdant_operator=debug,kube=warn")
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()?;
+        Ok(Self {
+            child,
+            log,
+            http_url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// SIGKILLs the operator, as a node failure or an OOM kill would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The operator's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("===== operator log (last 60 lines) =====");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+        self.kill();
+    }
+}

@@ -1,0 +1,635 @@
+//! The TrainingJob controller and the green placement engine, end to end: a real
+//! kube-apiserver, KWOK GPU nodes, and `verdant-operator run` as a separate process.
+//!
+//! Each scenario gets its own control plane (an operator sees every node and job of its
+//! cluster) and asserts outcomes: where pods land, when, and what the status says.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use verdant_crds::{EnergySite, JobPhase, TrainingJob};
+use verdant_tests::{ControlPlane, OperatorProcess, TestNamespace, create_gpu_nodes, wait};
+
+struct Scenario {
+    _operator: Option<OperatorProcess>,
+    ns: TestNamespace,
+    client: kube::Client,
+    plane: ControlPlane,
+}
+
+impl Scenario {
+    async fn start(name: &str) -> anyhow::Result<Self> {
+        let plane = ControlPlane::start_owned();
+        let client = plane.client().await?;
+        let ns = TestNamespace::create(&plane, &client, name).await?;
+        Ok(Self {
+            _operator: None,
+            ns,
+            client,
+            plane,
+        })
+    }
+
+    fn start_operator(&mut self) -> anyhow::Result<()> {
+        self._operator = Some(OperatorProcess::start(
+            &self.plane,
+            env!("CARGO_BIN_EXE_e2e-operator"),
+            &[],
+        )?);
+        Ok(())
+    }
+
+    fn jobs(&self) -> Api<TrainingJob> {
+        Api::namespaced(self.client.clone(), self.ns.name())
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), self.ns.name())
+    }
+
+    async fn site(&self, name: &str, forecast_static: Value) -> anyhow::Result<()> {
+        let site: EnergySite = serde_json::from_value(json!({
+            "apiVersion": "verdant.dev/v1alpha1",
+            "kind": "EnergySite",
+            "metadata": {"name": name},
+            "spec": {
+                "nodeSelector": {"matchLabels": {"verdant.dev/site": name}},
+                "location": {"latitude": 36.1, "longitude": -79.9},
+                "pue": 1.2,
+                "forecast": {"provider": "Static", "static": forecast_static}
+            }
+        }))?;
+        Api::<EnergySite>::all(self.client.clone())
+            .create(&PostParams::default(), &site)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_site_supply(&self, name: &str, forecast_static: Value) -> anyhow::Result<()> {
+        let patch = json!({"spec": {"forecast": {"static": forecast_static}}});
+        Api::<EnergySite>::all(self.client.clone())
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    async fn job(
+        &self,
+        name: &str,
+        replicas: u32,
+        gpus: u32,
+        spec: Value,
+        pod_annotations: Value,
+    ) -> anyhow::Result<()> {
+        let mut body = json!({
+            "apiVersion": "verdant.dev/v1alpha1",
+            "kind": "TrainingJob",
+            "metadata": {"name": name},
+            "spec": {
+                "replicas": replicas,
+                "gpusPerReplica": gpus,
+                "template": {
+                    "metadata": {"annotations": pod_annotations},
+                    "spec": {"containers": [{"name": "trainer", "image": "pytorch/pytorch"}]}
+                }
+            }
+        });
+        merge(&mut body["spec"], spec);
+        let job: TrainingJob = serde_json::from_value(body)?;
+        self.jobs().create(&PostParams::default(), &job).await?;
+        Ok(())
+    }
+
+    async fn wait_phase(
+        &self,
+        name: &str,
+        phase: JobPhase,
+        timeout_s: u64,
+    ) -> anyhow::Result<TrainingJob> {
+        let jobs = self.jobs();
+        wait::until(
+            &format!("TrainingJob {name} to be {phase:?}"),
+            Duration::from_secs(timeout_s),
+            || {
+                let jobs = jobs.clone();
+                async move {
+                    let job = jobs.get(name).await?;
+                    let status = job.status.clone().unwrap_or_default();
+                    Ok(if status.phase == phase {
+                        Ok(job)
+                    } else {
+                        Err(format!(
+                            "phase {:?}, reason {:?}, message {:?}",
+                            status.phase, status.reason, status.message
+                        ))
+                    })
+                }
+            },
+        )
+        .await
+    }
+
+    async fn pods_of(&self, job: &str) -> anyhow::Result<Vec<Pod>> {
+        let list = self
+            .pods()
+            .list(&ListParams::default().labels(&format!("verdant.dev/job-name={job}")))
+            .await?;
+        Ok(list.items)
+    }
+}
+
+fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(t.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
+
+fn node_of(pod: &Pod) -> Option<String> {
+    pod.spec.as_ref().and_then(|s| s.node_name.clone())
+}
+
+fn phase_of(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn immediate_job_lands_entirely_on_the_sunny_site_and_runs() -> anyhow::Result<()> {
+    let mut s = Scenario::start("immediate").await?;
+    create_gpu_nodes(&s.client, "sunny", "sunny", 2, 8).await?;
+    create_gpu_nodes(&s.client, "dark", "dark", 2, 8).await?;
+    s.site("sunny", json!({"constantKw": 500.0})).await?;
+    s.site("dark", json!({"constantKw": 0.0})).await?;
+    s.start_operator()?;
+    s.job(
+        "train",
+        2,
+        8,
+        json!({"energy": {"policy": "Immediate"}}),
+        json!({}),
+    )
+    .await?;
+
+    let job = s.wait_phase("train", JobPhase::Running, 60).await?;
+    let status = job.status.unwrap();
+    assert_eq!(status.site.as_deref(), Some("sunny"));
+    assert_eq!(status.reason.as_deref(), Some("PlacedImmediate"));
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("sunny"),
+        "{:?}",
+        status.message
+    );
+    let pods = s.pods_of("train").await?;
+    assert_eq!(pods.len(), 2);
+    for pod in &pods {
+        let node = node_of(pod).expect("bound");
+        assert!(node.starts_with("sunny-"), "{} on {node}", pod.name_any());
+        assert_eq!(phase_of(pod), "Running");
+        let env: Vec<_> = pod.spec.as_ref().unwrap().containers[0]
+            .env
+            .clone()
+            .unwrap_or_default();
+        let world = env
+            .iter()
+            .find(|e| e.name == "WORLD_SIZE")
+            .and_then(|e| e.value.clone());
+        assert_eq!(world.as_deref(), Some("16"));
+    }
+    let nodes: BTreeSet<_> = pods.iter().filter_map(node_of).collect();
+    assert_eq!(
+        nodes.len(),
+        2,
+        "best fit: each 8-GPU replica fills a whole node"
+    );
+    assert_eq!(status.nodes.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn green_preferred_job_defers_then_starts_when_supply_rises() -> anyhow::Result<()> {
+    let mut s = Scenario::start("deferred").await?;
+    create_gpu_nodes(&s.client, "solar", "solar", 2, 8).await?;
+    // Green power only three hours from now (UTC hour profile), none before.
+    let now_hour = (jiff::Timestamp::now().as_second() / 3600).rem_euclid(24) as usize;
+    let green_hour = (now_hour + 3) % 24;
+    let mut hourly = vec![0.0; 24];
+    hourly[green_hour] = 1000.0;
+    hourly[(green_hour + 1) % 24] = 1000.0;
+    s.site("solar", json!({"hourlyKw": hourly})).await?;
+    s.start_operator()?;
+    let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(12);
+    s.job("train", 1, 8, json!({"energy": {"policy": "GreenPreferred", "deadline": deadline.to_string(), "estimatedDuration": "1h"}}), json!({}))
+        .await?;
+
+    let job = s.wait_phase("train", JobPhase::Deferred, 60).await?;
+    let status = job.status.unwrap();
+    let expected = status
+        .expected_start_time
+        .expect("a deferred job says when it expects to start")
+        .0;
+    let green_start = (jiff::Timestamp::now().as_second() / 3600 + 3) * 3600;
+    assert_eq!(
+        expected.as_second(),
+        green_start,
+        "starts with the green hours"
+    );
+    assert_eq!(status.reason.as_deref(), Some("DeferredForRenewables"));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("kW"),
+        "the reason carries its numbers: {message}"
+    );
+    assert!(
+        s.pods_of("train").await?.is_empty(),
+        "a deferred job holds no pods"
+    );
+
+    s.set_site_supply("solar", json!({"hourlyKw": null, "constantKw": 1000.0}))
+        .await?;
+    let job = s.wait_phase("train", JobPhase::Running, 60).await?;
+    assert_eq!(job.status.unwrap().reason.as_deref(), Some("PlacedGreen"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn latest_start_places_the_job_without_green_power_and_says_why() -> anyhow::Result<()> {
+    let mut s = Scenario::start("latest-start").await?;
+    create_gpu_nodes(&s.client, "dark", "dark", 1, 8).await?;
+    // Green power three hours from now; none before.
+    let now_hour = (jiff::Timestamp::now().as_second() / 3600).rem_euclid(24) as usize;
+    let mut hourly = vec![0.0; 24];
+    hourly[(now_hour + 3) % 24] = 1000.0;
+    s.site("dark", json!({"hourlyKw": hourly})).await?;
+    s.start_operator()?;
+    s.job("urgent", 1, 8, json!({"energy": {"policy": "GreenPreferred", "maxDelay": "6h", "estimatedDuration": "1h"}}), json!({}))
+        .await?;
+    let deferred = s.wait_phase("urgent", JobPhase::Deferred, 30).await?;
+    assert!(deferred.status.unwrap().expected_start_time.is_some());
+
+    // The owner cannot wait that long after all: the latest start (creation + maxDelay)
+    // is now in the past, so the job must start although no renewable power is there.
+    let patch = json!({"spec": {"energy": {"maxDelay": "1s"}}});
+    s.jobs()
+        .patch("urgent", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let job = s.wait_phase("urgent", JobPhase::Running, 60).await?;
+    let status = job.status.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("PlacedAtLatestStart"));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.to_lowercase().contains("latest start"),
+        "says why: {message}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn gang_waits_whole_until_capacity_frees_and_never_partially_binds() -> anyhow::Result<()> {
+    let mut s = Scenario::start("gang").await?;
+    create_gpu_nodes(&s.client, "site", "site", 4, 8).await?;
+    s.site("site", json!({"constantKw": 1000.0})).await?;
+    // Someone else's pod holds 4 GPUs on one node: only 3 nodes have 8 free.
+    let blocker: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "blocker"},
+        "spec": {"nodeName": "site-3", "containers": [{"name": "c", "image": "x", "resources": {"limits": {"nvidia.com/gpu": "4"}}}]}
+    }))?;
+    s.pods().create(&PostParams::default(), &blocker).await?;
+    s.start_operator()?;
+    s.job(
+        "big",
+        4,
+        8,
+        json!({"energy": {"policy": "Immediate"}}),
+        json!({}),
+    )
+    .await?;
+
+    let job = s.wait_phase("big", JobPhase::Pending, 30).await?;
+    // Several cycles later, still nothing bound.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let job = s.jobs().get(&job.name_any()).await?;
+    let status = job.status.unwrap();
+    assert_eq!(status.phase, JobPhase::Pending, "{:?}", status.message);
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("WaitingForCapacity"),
+        "{:?}",
+        status.message
+    );
+    let bound: Vec<_> = s
+        .pods_of("big")
+        .await?
+        .into_iter()
+        .filter(|p| node_of(p).is_some())
+        .collect();
+    assert!(
+        bound.is_empty(),
+        "no partial gang may hold GPUs: {:?}",
+        bound.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+
+    s.pods().delete("blocker", &DeleteParams::default()).await?;
+    s.wait_phase("big", JobPhase::Running, 60).await?;
+    let pods = s.pods_of("big").await?;
+    assert_eq!(pods.len(), 4);
+    assert_eq!(
+        pods.iter()
+            .filter_map(node_of)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        4
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn failed_replica_restarts_the_gang_until_the_backoff_limit() -> anyhow::Result<()> {
+    let mut s = Scenario::start("backoff").await?;
+    create_gpu_nodes(&s.client, "site", "site", 2, 8).await?;
+    s.site("site", json!({"constantKw": 1000.0})).await?;
+    s.start_operator()?;
+    s.job(
+        "flaky",
+        2,
+        8,
+        json!({"energy": {"policy": "Immediate"}, "runPolicy": {"backoffLimit": 1}}),
+        json!({"verdant.dev/kwok-fail-after": "2s"}),
+    )
+    .await?;
+    let job = s.wait_phase("flaky", JobPhase::Failed, 90).await?;
+    let status = job.status.unwrap();
+    assert_eq!(status.restarts, 1, "restarted once, then gave up");
+    assert_eq!(status.reason.as_deref(), Some("BackoffLimitExceeded"));
+    assert!(status.message.unwrap_or_default().contains("failed"));
+    let events =
+        Api::<k8s_openapi::api::core::v1::Event>::namespaced(s.client.clone(), s.ns.name())
+            .list(&ListParams::default())
+            .await?;
+    let reasons: BTreeSet<_> = events
+        .items
+        .iter()
+        .filter_map(|e| e.reason.clone())
+        .collect();
+    assert!(reasons.contains("GangRestart"), "events: {reasons:?}");
+    assert!(
+        reasons.contains("BackoffLimitExceeded"),
+        "events: {reasons:?}"
+    );
+    let active: Vec<_> = s
+        .pods_of("flaky")
+        .await?
+        .into_iter()
+        .filter(|p| phase_of(p) == "Running")
+        .collect();
+    assert!(active.is_empty(), "a failed job holds no running pods");
+    Ok(())
+}
+
+#[tokio::test]
+async fn suspend_removes_the_pods_and_resume_brings_them_back() -> anyhow::Result<()> {
+    let mut s = Scenario::start("suspend").await?;
+    create_gpu_nodes(&s.client, "site", "site", 2, 8).await?;
+    s.site("site", json!({"constantKw": 1000.0})).await?;
+    s.start_operator()?;
+    s.job(
+        "pausable",
+        2,
+        8,
+        json!({"energy": {"policy": "Immediate"}}),
+        json!({}),
+    )
+    .await?;
+    s.wait_phase("pausable", JobPhase::Running, 60).await?;
+
+    let suspend = |value: bool| json!({"spec": {"runPolicy": {"suspend": value}}});
+    s.jobs()
+        .patch(
+            "pausable",
+            &PatchParams::default(),
+            &Patch::Merge(&suspend(true)),
+        )
+        .await?;
+    let job = s.wait_phase("pausable", JobPhase::Suspended, 30).await?;
+    assert_eq!(
+        job.status.unwrap().reason.as_deref(),
+        Some("SuspendedByUser")
+    );
+    let pods = s.pods();
+    wait::until("the pods to be gone", Duration::from_secs(30), || {
+        let pods = pods.clone();
+        async move {
+            let left = pods
+                .list(&ListParams::default().labels("verdant.dev/job-name=pausable"))
+                .await?
+                .items
+                .len();
+            Ok(if left == 0 {
+                Ok(())
+            } else {
+                Err(format!("{left} pods left"))
+            })
+        }
+    })
+    .await?;
+
+    s.jobs()
+        .patch(
+            "pausable",
+            &PatchParams::default(),
+            &Patch::Merge(&suspend(false)),
+        )
+        .await?;
+    s.wait_phase("pausable", JobPhase::Running, 60).await?;
+    assert_eq!(s.pods_of("pausable").await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn completed_job_succeeds_and_its_ttl_deletes_it() -> anyhow::Result<()> {
+    let mut s = Scenario::start("complete").await?;
+    create_gpu_nodes(&s.client, "site", "site", 1, 8).await?;
+    s.site("site", json!({"constantKw": 1000.0})).await?;
+    s.start_operator()?;
+    s.job(
+        "short",
+        1,
+        8,
+        json!({"energy": {"policy": "Immediate"}, "runPolicy": {"ttlSecondsAfterFinished": 3}}),
+        json!({"verdant.dev/kwok-succeed-after": "3s"}),
+    )
+    .await?;
+    let job = s.wait_phase("short", JobPhase::Succeeded, 60).await?;
+    let status = job.status.unwrap();
+    assert!(status.completion_time.is_some());
+    assert!(status.start_time.is_some());
+    let jobs = s.jobs();
+    wait::until("the TTL to delete the job", Duration::from_secs(30), || {
+        let jobs = jobs.clone();
+        async move {
+            Ok(match jobs.get_opt("short").await? {
+                None => Ok(()),
+                Some(j) => Err(format!(
+                    "still there, phase {:?}",
+                    j.status.map(|s| s.phase)
+                )),
+            })
+        }
+    })
+    .await?;
+    assert!(
+        s.pods_of("short").await?.is_empty(),
+        "the finalizer removed the pods"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn operator_killed_during_gang_creation_leaves_a_whole_gang_after_restart()
+-> anyhow::Result<()> {
+    let mut s = Scenario::start("restart").await?;
+    create_gpu_nodes(&s.client, "site", "site", 2, 8).await?;
+    s.site("site", json!({"constantKw": 1000.0})).await?;
+    s.start_operator()?;
+    s.job(
+        "wide",
+        16,
+        1,
+        json!({"energy": {"policy": "Immediate"}}),
+        json!({}),
+    )
+    .await?;
+
+    // Kill the operator the moment the first pod of the gang exists.
+    let pods = s.pods();
+    wait::until("the first pod of the gang", Duration::from_secs(60), || {
+        let pods = pods.clone();
+        async move {
+            let n = pods
+                .list(&ListParams::default().labels("verdant.dev/job-name=wide"))
+                .await?
+                .items
+                .len();
+            Ok(if n > 0 {
+                Ok(())
+            } else {
+                Err("no pod yet".into())
+            })
+        }
+    })
+    .await?;
+    if let Some(operator) = s._operator.as_mut() {
+        operator.kill();
+    }
+    let at_kill = s.pods_of("wide").await?;
+    let bound_at_kill = at_kill.iter().filter(|p| node_of(p).is_some()).count();
+    assert!(
+        bound_at_kill == 0 || at_kill.len() == 16,
+        "pods are bound only once all 16 exist: {} pods, {bound_at_kill} bound",
+        at_kill.len()
+    );
+
+    s.start_operator()?;
+    s.wait_phase("wide", JobPhase::Running, 60).await?;
+    let pods = s.pods_of("wide").await?;
+    let names: BTreeSet<_> = pods.iter().map(|p| p.name_any()).collect();
+    assert_eq!(pods.len(), 16, "no duplicates, none missing");
+    assert_eq!(names, (0..16).map(|i| format!("wide-{i}")).collect());
+    assert!(pods.iter().all(|p| node_of(p).is_some()));
+    let job = s.jobs().get("wide").await?;
+    assert_eq!(
+        job.status.unwrap().restarts,
+        0,
+        "an operator restart is not a gang restart"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_jobs_that_each_need_the_whole_cluster_both_finish_in_turn() -> anyhow::Result<()> {
+    let mut s = Scenario::start("no-deadlock").await?;
+    create_gpu_nodes(&s.client, "site", "site", 2, 8).await?;
+    s.site("site", json!({"constantKw": 1000.0})).await?;
+    s.start_operator()?;
+    let done = json!({"verdant.dev/kwok-succeed-after": "4s"});
+    s.job(
+        "first",
+        2,
+        8,
+        json!({"energy": {"policy": "Immediate"}, "priority": 1}),
+        done.clone(),
+    )
+    .await?;
+    s.job(
+        "second",
+        2,
+        8,
+        json!({"energy": {"policy": "Immediate"}}),
+        done,
+    )
+    .await?;
+
+    // Sample while they run: never more GPUs bound than the cluster has.
+    let pods = s.pods();
+    let nodes: Api<Node> = Api::all(s.client.clone());
+    let mut max_bound_gpus = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let all = pods.list(&ListParams::default()).await?.items;
+        let bound = all
+            .iter()
+            .filter(|p| {
+                node_of(p).is_some() && !matches!(phase_of(p).as_str(), "Succeeded" | "Failed")
+            })
+            .count()
+            * 8;
+        max_bound_gpus = max_bound_gpus.max(bound);
+        let jobs = s.jobs().list(&ListParams::default()).await?.items;
+        let finished = jobs
+            .iter()
+            .filter(|j| {
+                j.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == JobPhase::Succeeded)
+            })
+            .count();
+        if finished == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "both jobs should finish; phases: {:?}",
+            jobs.iter()
+                .map(|j| (j.name_any(), j.status.as_ref().map(|s| s.phase)))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(nodes.list(&ListParams::default()).await?.items.len(), 2);
+    assert!(
+        max_bound_gpus <= 16,
+        "over-committed: {max_bound_gpus} GPUs bound on 16"
+    );
+    let first = s.jobs().get("first").await?.status.unwrap();
+    let second = s.jobs().get("second").await?.status.unwrap();
+    assert!(
+        first.completion_time.unwrap().0 <= second.start_time.unwrap().0,
+        "the higher-priority job ran first and the other started after it finished"
+    );
+    Ok(())
+}
