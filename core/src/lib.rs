@@ -4,5 +4,6 @@
 //! Verdant decides and how it bills energy can never differ between the two. Inputs are
 //! plain snapshots; time is passed in as seconds since the Unix epoch.
 
+pub mod accounting;
 pub mod energy;
 pub mod placement;

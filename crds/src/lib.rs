@@ -11,6 +11,7 @@
 pub mod energy_site;
 pub mod manifests;
 pub mod training_job;
+pub mod wire;
 
 pub use energy_site::*;
 pub use training_job::*;

@@ -293,7 +293,7 @@ pub struct TrainingJobStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobEnergy {
-    /// Energy drawn by the job's GPUs, in kWh, including the site's PUE overhead.
+    /// Energy drawn by the job's GPUs, in kWh, from their energy counters.
     pub gpu_energy_kwh: f64,
     /// The part of it covered by the site's solar and wind, in kWh.
     pub renewable_energy_kwh: f64,

@@ -1,0 +1,122 @@
+//! The wire format between `verdant-agent` and the operator's ingest endpoint
+//! (`POST /v1/reports`, JSON). Versioned by `AgentReport::schema`.
+
+use serde::{Deserialize, Serialize};
+
+/// The current report schema version.
+pub const REPORT_SCHEMA: u32 = 1;
+
+/// The largest report body the operator accepts, in bytes.
+pub const MAX_REPORT_BYTES: usize = 1024 * 1024;
+
+/// One report window of one node: what its GPUs drew and who used them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentReport {
+    /// Schema version, [`REPORT_SCHEMA`].
+    pub schema: u32,
+    /// The Kubernetes node the agent runs on.
+    pub node: String,
+    /// The agent's version.
+    pub agent_version: String,
+    /// Start of the window, Unix milliseconds (inclusive).
+    pub window_start_ms: i64,
+    /// End of the window, Unix milliseconds (exclusive).
+    pub window_end_ms: i64,
+    /// Per-GPU aggregates over the window.
+    pub gpus: Vec<GpuWindow>,
+}
+
+/// One GPU over one window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuWindow {
+    /// NVML UUID, e.g. `GPU-5f1c…`.
+    pub uuid: String,
+    /// NVML index on the node.
+    pub index: u32,
+    /// Model name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub model: String,
+    /// Samples taken in the window.
+    pub samples: u32,
+    /// Mean power draw, W.
+    pub mean_power_w: f64,
+    /// Max power draw, W.
+    pub max_power_w: f64,
+    /// Energy in the window, J: from the total-energy counter where the GPU has one,
+    /// else integrated power.
+    pub energy_j: f64,
+    /// Whether the energy counter went backwards in the window (driver reload): the
+    /// energy then counts from the reset.
+    #[serde(default)]
+    pub energy_counter_reset: bool,
+    /// Mean GPU utilization, percent.
+    pub mean_gpu_util_percent: f64,
+    /// Mean memory-controller utilization, percent.
+    pub mean_mem_util_percent: f64,
+    /// Memory used at the end of the window, bytes.
+    pub memory_used_bytes: u64,
+    /// Memory total, bytes.
+    pub memory_total_bytes: u64,
+    /// Temperature at the end of the window, °C.
+    pub temperature_c: f64,
+    /// SM clock at the end of the window, MHz.
+    pub sm_clock_mhz: u32,
+    /// Power limit in force, W.
+    pub power_limit_w: f64,
+    /// The driver's default power limit, W.
+    pub default_power_limit_w: f64,
+    /// Lowest settable power limit, W.
+    pub min_power_limit_w: f64,
+    /// Highest settable power limit, W.
+    pub max_power_limit_w: f64,
+    /// The pod holding this GPU, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
+}
+
+/// A container of a pod.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Container name.
+    #[serde(default)]
+    pub container: String,
+}
+
+/// The operator's answer to an accepted report.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestResponse {
+    /// True when the report is stored (or was stored before: reports are idempotent).
+    pub accepted: bool,
+    /// True when this window had been stored already.
+    #[serde(default)]
+    pub duplicate: bool,
+    /// Power limits the operator wants on this node's GPUs. A GPU not listed goes back to
+    /// its default limit.
+    #[serde(default)]
+    pub power_limits: Vec<PowerLimitTarget>,
+}
+
+/// A power limit for one GPU.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PowerLimitTarget {
+    /// NVML UUID.
+    pub uuid: String,
+    /// The limit, W (the agent clamps it to the GPU's allowed range).
+    pub limit_w: f64,
+}
+
+/// An error answer (4xx/5xx) of the ingest endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestError {
+    /// Why the report was refused.
+    pub error: String,
+}
