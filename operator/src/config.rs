@@ -28,6 +28,11 @@ pub struct RunArgs {
     #[arg(long, env = "VERDANT_GPU_WATTS", value_delimiter = ',', value_parser = parse_model_watts)]
     pub gpu_watts: Vec<(String, f64)>,
 
+    /// Base power of a GPU node besides its GPUs (CPUs, memory, fans, NICs), in watts; part
+    /// of each site's IT load in energy accounting and headroom.
+    #[arg(long, env = "VERDANT_NODE_BASE_WATTS", default_value_t = 400.0)]
+    pub node_base_watts: f64,
+
     /// Seconds a GreenOnly interruptible job keeps running after its site's renewable
     /// headroom turned negative, before it is suspended.
     #[arg(long, env = "VERDANT_GREEN_ONLY_GRACE_SECONDS", default_value_t = 600)]

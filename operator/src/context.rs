@@ -11,6 +11,7 @@ use verdant_crds::{EnergySite, TrainingJob};
 
 use crate::metrics::Metrics;
 use crate::plan::Plan;
+use crate::telemetry::Telemetry;
 
 /// The reflector caches the operator reads.
 #[derive(Clone)]
@@ -41,4 +42,8 @@ pub struct Context {
     pub engine: EngineConfig,
     /// Wakes the scheduling cycle early.
     pub wake_scheduler: Arc<Notify>,
+    /// The latest power measured by the node agents.
+    pub telemetry: Arc<Telemetry>,
+    /// Base power of a GPU node besides its GPUs (CPUs, fans, NICs), W.
+    pub node_base_watts: f64,
 }

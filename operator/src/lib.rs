@@ -28,4 +28,5 @@ pub mod server;
 pub mod snapshot;
 pub mod status;
 pub mod supply;
+pub mod telemetry;
 pub mod workload;

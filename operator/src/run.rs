@@ -109,6 +109,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         stores: stores.clone(),
         engine: args.engine_config(),
         wake_scheduler,
+        telemetry: Arc::new(crate::telemetry::Telemetry::default()),
+        node_base_watts: args.node_base_watts,
     });
 
     let health = Arc::new(Health {
