@@ -1,5 +1,20 @@
 //! The wire format between `verdant-agent` and the operator's ingest endpoint
 //! (`POST /v1/reports`, JSON). Versioned by `AgentReport::schema`.
+//!
+//! # HTTP semantics
+//! The operator serves the endpoint on `--ingest-addr` (default `0.0.0.0:9090`), plain
+//! HTTP. Each request carries `Authorization: Bearer <projected ServiceAccount token>`
+//! (audience `verdant`). Answers:
+//! - `200` with [`IngestResponse`]: the window is stored (committed) — or it had been
+//!   stored before with the same content (`duplicate: true`): a retry after a lost answer
+//!   is safe. Reports are idempotent on (node, `windowStartMs`).
+//! - `400` (malformed JSON, invalid values), `403` (the token is not the agent's, or its
+//!   pod runs on another node than `node`), `409` (this node's window was stored before
+//!   with different content), `413` (body over [`MAX_REPORT_BYTES`]): retrying the same
+//!   report cannot succeed; the agent logs the [`IngestError`] and drops it.
+//! - `401`: no token, or the API server rejected it (expired, its pod deleted, wrong
+//!   audience). Re-read the token file and retry.
+//! - `503`: the store or the API server is unavailable; retry the same report later.
 
 use serde::{Deserialize, Serialize};
 
