@@ -1,6 +1,5 @@
-//! `verdant-agent`: the GPU node agent. For now it only prints its version; sampling and
-//! reporting arrive with the agent issue.
+//! `verdant-agent`: the thin binary around the agent library.
 
-fn main() {
-    println!("verdant-agent {}", env!("CARGO_PKG_VERSION"));
+fn main() -> anyhow::Result<()> {
+    verdant_agent::cli::main()
 }

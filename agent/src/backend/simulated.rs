@@ -1,0 +1,466 @@
+//! The simulated backend: N GPUs of a named model whose load follows the pods bound to
+//! the node, so that the whole system runs on KWOK nodes and machines without GPUs.
+//!
+//! Each container that requests `nvidia.com/gpu` gets that many GPUs (the lowest free
+//! indices, kept for the container's lifetime, as the device plugin would do). A GPU held
+//! by a running container is busy at the pod's annotation
+//! `verdant.dev/simulated-gpu-utilization` (percent), else at `--sim-busy-util`; any other
+//! GPU runs at `--sim-free-gpu-util` (0 by default: idle). Power follows
+//!
+//! ```text
+//! power_w = min(idle_w + (max_w − idle_w) × utilization, power_limit_w)
+//! ```
+//!
+//! and is constant between two samples; the energy counter integrates it exactly
+//! (energy += power × elapsed time at every sample), so window energies are exact to the
+//! millijoule.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use verdant_crds::wire::PodRef;
+
+use super::{BackendError, GpuBackend, SampleSet};
+use crate::sample::{GpuSample, now_ms};
+
+/// The annotation that sets a pod's simulated GPU utilization, percent.
+pub const UTILIZATION_ANNOTATION: &str = "verdant.dev/simulated-gpu-utilization";
+
+/// The simulated node's GPUs.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// The node name, which seeds the GPUs' UUIDs (stable across restarts).
+    pub node: String,
+    /// Number of GPUs.
+    pub gpus: u32,
+    /// Model name, as NVML would report it.
+    pub model: String,
+    /// Power at 0 % utilization, W.
+    pub idle_w: f64,
+    /// Power at 100 % utilization, W; also the default and highest power limit.
+    pub max_w: f64,
+    /// Utilization of a GPU held by a running container without the annotation, percent.
+    pub busy_util_percent: f64,
+    /// Utilization of a GPU no container holds, percent.
+    pub free_util_percent: f64,
+}
+
+/// A container's claim on GPUs, as the simulation sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuDemand {
+    /// Stable identity of the container: pod UID and container name.
+    pub key: String,
+    /// Who it is.
+    pub pod: PodRef,
+    /// GPUs it holds.
+    pub gpus: u32,
+    /// Whether it runs (a pending or terminating container holds GPUs but idles them).
+    pub running: bool,
+    /// Its utilization, percent, when the pod says so.
+    pub util_percent: Option<f64>,
+}
+
+/// Where the simulation learns which containers hold GPUs.
+pub trait DemandSource: Send {
+    /// The containers holding GPUs on this node now.
+    fn demands(&self) -> Vec<GpuDemand>;
+}
+
+/// No pods: every GPU runs at `free_util_percent`.
+pub struct NoPods;
+
+impl DemandSource for NoPods {
+    fn demands(&self) -> Vec<GpuDemand> {
+        Vec::new()
+    }
+}
+
+impl DemandSource for Vec<GpuDemand> {
+    fn demands(&self) -> Vec<GpuDemand> {
+        self.clone()
+    }
+}
+
+impl<F: Fn() -> Vec<GpuDemand> + Send> DemandSource for F {
+    fn demands(&self) -> Vec<GpuDemand> {
+        self()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct SimGpu {
+    uuid: String,
+    /// The energy counter, mJ, kept exact in floating point.
+    energy_mj: f64,
+    /// Power since the last sample, W.
+    power_w: f64,
+    power_limit_w: f64,
+}
+
+/// GPUs that exist only in memory.
+pub struct SimulatedBackend {
+    config: SimConfig,
+    source: Box<dyn DemandSource>,
+    gpus: Vec<SimGpu>,
+    /// Container key → GPU indices it holds.
+    assignments: HashMap<String, Vec<u32>>,
+    started: Instant,
+    last_sample: Option<Duration>,
+    min_limit_w: f64,
+    memory_total_bytes: u64,
+}
+
+impl SimulatedBackend {
+    /// A simulated node. Rejects configurations that cannot describe a GPU.
+    pub fn new(config: SimConfig, source: Box<dyn DemandSource>) -> Result<Self, BackendError> {
+        if !(config.idle_w >= 0.0 && config.max_w > config.idle_w && config.max_w.is_finite()) {
+            return Err(BackendError::Unavailable(format!(
+                "simulated GPUs need 0 <= idle watts < max watts, got idle {} W and max {} W",
+                config.idle_w, config.max_w
+            )));
+        }
+        for (name, v) in [
+            ("--sim-busy-util", config.busy_util_percent),
+            ("--sim-free-gpu-util", config.free_util_percent),
+        ] {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(BackendError::Unavailable(format!(
+                    "{name} must be a percentage between 0 and 100, got {v}"
+                )));
+            }
+        }
+        let gpus = (0..config.gpus)
+            .map(|index| SimGpu {
+                uuid: simulated_uuid(&config.node, index),
+                energy_mj: 0.0,
+                power_w: config.idle_w,
+                power_limit_w: config.max_w,
+            })
+            .collect();
+        let min_limit_w = (config.max_w * 0.3).round().max(config.idle_w.ceil());
+        let memory_total_bytes = memory_gib_from_model(&config.model) << 30;
+        Ok(Self {
+            config,
+            source,
+            gpus,
+            assignments: HashMap::new(),
+            started: Instant::now(),
+            last_sample: None,
+            min_limit_w,
+            memory_total_bytes,
+        })
+    }
+
+    /// Samples as of `elapsed` since the backend was created (tests drive time with this).
+    pub fn sample_at(&mut self, elapsed: Duration, timestamp_ms: i64) -> SampleSet {
+        // Integrate the power of the interval that just ended, before anything changes.
+        if let Some(last) = self.last_sample {
+            let dt_s = elapsed.saturating_sub(last).as_secs_f64();
+            for gpu in &mut self.gpus {
+                gpu.energy_mj += gpu.power_w * dt_s * 1000.0;
+            }
+        }
+        self.last_sample = Some(elapsed);
+
+        let demands = self.source.demands();
+        self.assign(&demands);
+        let by_gpu = self.holders(&demands);
+
+        let mut set = SampleSet::default();
+        for (index, gpu) in self.gpus.iter_mut().enumerate() {
+            let holder = by_gpu.get(&(index as u32));
+            let util_percent = match holder {
+                Some(d) if d.running => d
+                    .util_percent
+                    .unwrap_or(self.config.busy_util_percent)
+                    .clamp(0.0, 100.0),
+                Some(_) => 0.0,
+                None => self.config.free_util_percent,
+            };
+            let uncapped_w = self.config.idle_w
+                + (self.config.max_w - self.config.idle_w) * util_percent / 100.0;
+            gpu.power_w = uncapped_w.min(gpu.power_limit_w);
+            let throttle = if uncapped_w > 0.0 {
+                gpu.power_w / uncapped_w
+            } else {
+                1.0
+            };
+            let busy = util_percent > 0.0;
+            set.gpus.push(GpuSample {
+                uuid: gpu.uuid.clone(),
+                index: index as u32,
+                model: self.config.model.clone(),
+                timestamp_ms,
+                power_w: gpu.power_w,
+                power_instant: true,
+                energy_mj: Some(gpu.energy_mj.floor() as u64),
+                gpu_util_percent: util_percent,
+                mem_util_percent: util_percent * 0.5,
+                memory_used_bytes: if busy {
+                    self.memory_total_bytes / 100 * 85
+                } else {
+                    0
+                },
+                memory_total_bytes: self.memory_total_bytes,
+                temperature_c: (30.0 + 50.0 * gpu.power_w / self.config.max_w).round(),
+                sm_clock_mhz: if busy {
+                    (345.0 + (1980.0 - 345.0) * throttle).round() as u32
+                } else {
+                    345
+                },
+                power_limit_w: gpu.power_limit_w,
+                default_power_limit_w: self.config.max_w,
+                min_power_limit_w: self.min_limit_w,
+                max_power_limit_w: self.config.max_w,
+                pids: Vec::new(),
+                pod: holder.map(|d| d.pod.clone()),
+            });
+        }
+        set
+    }
+
+    /// Keeps existing assignments, frees those of containers that left, and gives new
+    /// containers the lowest free indices (a container that does not fit gets none, as
+    /// the kubelet would refuse it).
+    fn assign(&mut self, demands: &[GpuDemand]) {
+        let present: BTreeSet<&str> = demands.iter().map(|d| d.key.as_str()).collect();
+        self.assignments
+            .retain(|key, _| present.contains(key.as_str()));
+        let mut used: BTreeSet<u32> = self.assignments.values().flatten().copied().collect();
+        for demand in demands {
+            if self.assignments.contains_key(&demand.key) || demand.gpus == 0 {
+                continue;
+            }
+            let free: Vec<u32> = (0..self.config.gpus)
+                .filter(|i| !used.contains(i))
+                .take(demand.gpus as usize)
+                .collect();
+            if free.len() < demand.gpus as usize {
+                tracing::warn!(
+                    pod = %format!("{}/{}", demand.pod.namespace, demand.pod.name),
+                    container = %demand.pod.container,
+                    wanted = demand.gpus,
+                    free = free.len(),
+                    "simulated node has too few free GPUs for this container; it gets none"
+                );
+                continue;
+            }
+            used.extend(&free);
+            self.assignments.insert(demand.key.clone(), free);
+        }
+    }
+
+    fn holders<'a>(&self, demands: &'a [GpuDemand]) -> HashMap<u32, &'a GpuDemand> {
+        let mut by_gpu = HashMap::new();
+        for demand in demands {
+            if let Some(indices) = self.assignments.get(&demand.key) {
+                for i in indices {
+                    by_gpu.insert(*i, demand);
+                }
+            }
+        }
+        by_gpu
+    }
+}
+
+impl GpuBackend for SimulatedBackend {
+    fn name(&self) -> &'static str {
+        "simulated"
+    }
+
+    fn sample(&mut self) -> SampleSet {
+        let elapsed = self.started.elapsed();
+        self.sample_at(elapsed, now_ms())
+    }
+
+    fn set_power_limit(&mut self, uuid: &str, limit_w: f64) -> Result<(), BackendError> {
+        let min_limit_w = self.min_limit_w;
+        let max_w = self.config.max_w;
+        let gpu = self
+            .gpus
+            .iter_mut()
+            .find(|g| g.uuid == uuid)
+            .ok_or_else(|| BackendError::UnknownGpu(uuid.to_owned()))?;
+        if !(min_limit_w..=max_w).contains(&limit_w) {
+            return Err(BackendError::SetPowerLimit {
+                uuid: uuid.to_owned(),
+                limit_w,
+                reason: format!("outside the allowed range {min_limit_w}–{max_w} W"),
+            });
+        }
+        // Takes effect from the next sample on, like a real limit within the next
+        // driver control period.
+        gpu.power_limit_w = limit_w;
+        Ok(())
+    }
+}
+
+/// A stable, UUID-shaped identifier for GPU `index` of `node`.
+pub fn simulated_uuid(node: &str, index: u32) -> String {
+    let a = fnv1a64(format!("{node}/{index}/a").as_bytes());
+    let b = fnv1a64(format!("{node}/{index}/b").as_bytes());
+    format!(
+        "GPU-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// GiB of memory from a model name such as `NVIDIA H100 80GB HBM3`; 80 when it says none.
+fn memory_gib_from_model(model: &str) -> u64 {
+    model
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find_map(|word| word.strip_suffix("GB").and_then(|n| n.parse().ok()))
+        .unwrap_or(80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(gpus: u32) -> SimConfig {
+        SimConfig {
+            node: "gpu-node-1".into(),
+            gpus,
+            model: "NVIDIA H100 80GB HBM3".into(),
+            idle_w: 70.0,
+            max_w: 700.0,
+            busy_util_percent: 90.0,
+            free_util_percent: 0.0,
+        }
+    }
+
+    fn demand(name: &str, gpus: u32, running: bool, util: Option<f64>) -> GpuDemand {
+        GpuDemand {
+            key: format!("uid-{name}/main"),
+            pod: PodRef {
+                namespace: "ml".into(),
+                name: name.into(),
+                container: "main".into(),
+            },
+            gpus,
+            running,
+            util_percent: util,
+        }
+    }
+
+    #[test]
+    fn power_follows_the_curve_and_the_counter_integrates_it_exactly() {
+        let pods = vec![
+            demand("a", 2, true, None),
+            demand("b", 1, true, Some(50.0)),
+            demand("c", 1, false, None),
+        ];
+        let mut sim = SimulatedBackend::new(config(8), Box::new(pods)).unwrap();
+        let first = sim.sample_at(Duration::ZERO, 0);
+        let watts: Vec<f64> = first.gpus.iter().map(|g| g.power_w).collect();
+        // 70 + 630 × 0.9 = 637; 70 + 630 × 0.5 = 385; pending and free GPUs idle.
+        assert_eq!(watts, [637.0, 637.0, 385.0, 70.0, 70.0, 70.0, 70.0, 70.0]);
+        assert_eq!(first.gpus[0].pod.as_ref().unwrap().name, "a");
+        assert_eq!(first.gpus[2].pod.as_ref().unwrap().name, "b");
+        assert_eq!(first.gpus[3].pod.as_ref().unwrap().name, "c");
+        assert!(first.gpus[4].pod.is_none());
+
+        let later = sim.sample_at(Duration::from_millis(10_250), 10_250);
+        // 637 W × 10.25 s = 6529.25 J.
+        assert_eq!(later.gpus[0].energy_mj, Some(6_529_250));
+        assert_eq!(later.gpus[2].energy_mj, Some(3_946_250));
+        assert_eq!(later.gpus[7].energy_mj, Some(717_500));
+    }
+
+    #[test]
+    fn assignments_stay_put_and_freed_gpus_are_reused() {
+        let pods = std::sync::Arc::new(std::sync::Mutex::new(vec![
+            demand("a", 2, true, None),
+            demand("b", 2, true, None),
+        ]));
+        let source = {
+            let pods = pods.clone();
+            move || pods.lock().unwrap().clone()
+        };
+        let mut sim = SimulatedBackend::new(config(4), Box::new(source)).unwrap();
+        let holders = |set: &SampleSet| -> Vec<Option<String>> {
+            set.gpus
+                .iter()
+                .map(|g| g.pod.as_ref().map(|p| p.name.clone()))
+                .collect()
+        };
+        let s = sim.sample_at(Duration::ZERO, 0);
+        assert_eq!(
+            holders(&s),
+            [
+                Some("a".into()),
+                Some("a".into()),
+                Some("b".into()),
+                Some("b".into())
+            ]
+        );
+        pods.lock().unwrap().remove(0);
+        pods.lock().unwrap().push(demand("c", 1, true, None));
+        pods.lock().unwrap().push(demand("d", 4, true, None)); // does not fit
+        let s = sim.sample_at(Duration::from_secs(1), 1000);
+        assert_eq!(
+            holders(&s),
+            [Some("c".into()), None, Some("b".into()), Some("b".into())]
+        );
+    }
+
+    #[test]
+    fn a_power_limit_caps_the_power_from_the_next_sample_on() {
+        let mut sim =
+            SimulatedBackend::new(config(1), Box::new(vec![demand("a", 1, true, Some(100.0))]))
+                .unwrap();
+        let s = sim.sample_at(Duration::ZERO, 0);
+        assert_eq!(s.gpus[0].power_w, 700.0);
+        assert_eq!(
+            (s.gpus[0].min_power_limit_w, s.gpus[0].max_power_limit_w),
+            (210.0, 700.0)
+        );
+        let uuid = s.gpus[0].uuid.clone();
+        sim.set_power_limit(&uuid, 400.0).unwrap();
+        let s = sim.sample_at(Duration::from_secs(1), 1000);
+        // The second before the cap drew 700 W.
+        assert_eq!(s.gpus[0].energy_mj, Some(700_000));
+        assert_eq!((s.gpus[0].power_w, s.gpus[0].power_limit_w), (400.0, 400.0));
+        assert!(s.gpus[0].sm_clock_mhz < 1980);
+        let s = sim.sample_at(Duration::from_secs(2), 2000);
+        assert_eq!(s.gpus[0].energy_mj, Some(1_100_000));
+        assert!(matches!(
+            sim.set_power_limit(&uuid, 100.0),
+            Err(BackendError::SetPowerLimit { .. })
+        ));
+        assert!(matches!(
+            sim.set_power_limit("GPU-nope", 300.0),
+            Err(BackendError::UnknownGpu(_))
+        ));
+    }
+
+    #[test]
+    fn uuids_are_stable_per_node_and_index() {
+        assert_eq!(simulated_uuid("n1", 0), simulated_uuid("n1", 0));
+        assert_ne!(simulated_uuid("n1", 0), simulated_uuid("n1", 1));
+        assert_ne!(simulated_uuid("n1", 0), simulated_uuid("n2", 0));
+        assert_eq!(simulated_uuid("n1", 0).len(), 40);
+        assert_eq!(memory_gib_from_model("NVIDIA A100-SXM4-40GB"), 40);
+        assert_eq!(memory_gib_from_model("NVIDIA L4"), 80);
+    }
+
+    #[test]
+    fn nonsense_power_curves_are_refused() {
+        let mut c = config(1);
+        c.max_w = 50.0;
+        assert!(SimulatedBackend::new(c, Box::new(NoPods)).is_err());
+        let mut c = config(1);
+        c.busy_util_percent = 150.0;
+        assert!(SimulatedBackend::new(c, Box::new(NoPods)).is_err());
+    }
+}

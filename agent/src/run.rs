@@ -1,0 +1,294 @@
+//! Wiring of `verdant-agent run` and `verdant-agent sample`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use verdant_crds::wire::AgentReport;
+
+use crate::attribution::pods::NodePods;
+use crate::attribution::{Attributor, PodLookup, Source};
+use crate::backend::nvml::NvmlBackend;
+use crate::backend::simulated::{DemandSource, NoPods, SimConfig, SimulatedBackend};
+use crate::backend::{BackendError, GpuBackend};
+use crate::cli::{BackendArgs, BackendKind, RunArgs, SampleArgs, SimPods};
+use crate::metrics::Metrics;
+use crate::report::{Reporter, ReporterConfig};
+use crate::sample::GpuSample;
+use crate::sampler::{self, Command, Holders, SamplerConfig};
+use crate::server::{self, Health};
+use crate::window::ClosedWindow;
+
+/// How long the final attempt to deliver buffered reports may take on exit.
+const FINAL_SEND_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Builds the backend. For the simulated backend following Kubernetes pods, also starts
+/// the watch of the node's pods and returns it.
+pub async fn build_backend(
+    args: &BackendArgs,
+    node: &str,
+) -> anyhow::Result<(Box<dyn GpuBackend>, Option<NodePods>)> {
+    match args.backend {
+        BackendKind::Nvml => {
+            let library = args.nvml_lib.clone();
+            let backend =
+                tokio::task::spawn_blocking(move || NvmlBackend::open(library.as_deref()))
+                    .await
+                    .context("the NVML initialisation thread failed")??;
+            Ok((Box::new(backend), None))
+        }
+        BackendKind::Simulated => {
+            let (source, pods): (Box<dyn DemandSource>, Option<NodePods>) = match args.sim_pods {
+                SimPods::None => (Box::new(NoPods), None),
+                SimPods::Kube => {
+                    let client = kube::Client::try_default().await.context(
+                        "the simulated backend follows the pods bound to this node through the \
+                         Kubernetes API, but no client could be configured (KUBECONFIG, or a \
+                         ServiceAccount in a pod); use --sim-pods none to simulate without pods",
+                    )?;
+                    let (pods, driver) = NodePods::watch(client, node);
+                    tokio::spawn(driver);
+                    if !pods.wait_ready(Duration::from_secs(15)).await {
+                        tracing::warn!(
+                            node,
+                            "the pods of this node are not listed yet; simulated GPUs idle until they are"
+                        );
+                    }
+                    let reader = pods.clone();
+                    (Box::new(move || reader.gpu_demands()), Some(pods))
+                }
+            };
+            let backend = SimulatedBackend::new(
+                SimConfig {
+                    node: node.to_owned(),
+                    gpus: args.sim_gpus,
+                    model: args.sim_model.clone(),
+                    idle_w: args.sim_idle_watts,
+                    max_w: args.sim_max_watts,
+                    busy_util_percent: args.sim_busy_util,
+                    free_util_percent: args.sim_free_gpu_util,
+                },
+                source,
+            )?;
+            Ok((Box::new(backend), pods))
+        }
+    }
+}
+
+/// What `verdant-agent sample` prints.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SampleOutput<'a> {
+    node: &'a str,
+    backend: &'static str,
+    agent_version: &'static str,
+    gpus: &'a [GpuSample],
+    errors: Vec<String>,
+}
+
+/// `verdant-agent sample`: one reading of every GPU as JSON on stdout.
+pub async fn sample(args: SampleArgs) -> anyhow::Result<()> {
+    let (mut backend, _pods) = build_backend(&args.backend, &args.node_name).await?;
+    let name = backend.name();
+    let set = tokio::task::spawn_blocking(move || backend.sample()).await?;
+    let output = SampleOutput {
+        node: &args.node_name,
+        backend: name,
+        agent_version: crate::VERSION,
+        gpus: &set.gpus,
+        errors: set.errors.iter().map(ToString::to_string).collect(),
+    };
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    if set.gpus.is_empty() && !set.errors.is_empty() {
+        anyhow::bail!("no GPU could be read: {}", output.errors.join("; "));
+    }
+    Ok(())
+}
+
+/// One line of `--json-out`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WindowLine<'a> {
+    report: &'a AgentReport,
+    /// Per GPU, power integrated over the window (trapezoids), J.
+    integrated_power_j: &'a [f64],
+    attribution: Source,
+}
+
+/// `verdant-agent run`: the daemon.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if args.report_window < args.sample_interval {
+        anyhow::bail!(
+            "--report-window ({:?}) must be at least --sample-interval ({:?})",
+            args.report_window,
+            args.sample_interval
+        );
+    }
+    let node = args.node_name.clone();
+    if node.is_empty() {
+        anyhow::bail!("--node-name (or NODE_NAME) must name this node");
+    }
+    let (backend, pods) = build_backend(&args.backend, &node).await?;
+    let metrics = Arc::new(Metrics::new(&node, backend.name()));
+    let health = Arc::new(Health::new(
+        metrics.clone(),
+        args.sample_interval.as_millis() as i64,
+    ));
+    let (_, server) = server::bind(args.metrics_addr, health.clone()).await?;
+    let mut server_task = tokio::spawn(server);
+
+    let holders = Holders::default();
+    let (windows_tx, windows_rx) = tokio::sync::mpsc::unbounded_channel();
+    let sampler = sampler::spawn(
+        backend,
+        SamplerConfig {
+            node: node.clone(),
+            interval: args.sample_interval,
+            window: args.report_window,
+            read_only: args.read_only,
+        },
+        metrics.clone(),
+        health,
+        holders.clone(),
+        windows_tx,
+    )
+    .context("cannot start the sampling thread")?;
+    tracing::info!(
+        %node,
+        backend = ?args.backend.backend,
+        sample_interval = ?args.sample_interval,
+        report_window = ?args.report_window,
+        read_only = args.read_only,
+        "sampling"
+    );
+
+    let (reports_tx, reporter_task) = match (&args.operator_url, args.no_report) {
+        (Some(url), false) => {
+            let window_s = args.report_window.as_secs_f64();
+            let capacity = (args.buffer_max_age.as_secs_f64() / window_s)
+                .ceil()
+                .max(1.0) as usize;
+            let commands = sampler.commands();
+            let reporter = Reporter::new(
+                ReporterConfig {
+                    operator_url: url.clone(),
+                    token_file: args.token_file.clone(),
+                    ca_file: args.operator_ca_file.clone(),
+                    request_timeout: Duration::from_secs(10),
+                    max_backoff: Duration::from_secs(30),
+                    buffer_dir: args.buffer_dir.clone(),
+                    buffer_capacity: capacity,
+                },
+                metrics.clone(),
+                Box::new(move |limits| {
+                    let _ = commands.send(Command::PowerLimits(limits));
+                }),
+            )?;
+            tracing::info!(url, buffer = %args.buffer_dir.display(), capacity, "reporting to the operator");
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (
+                Some(tx),
+                Some(tokio::spawn(reporter.run(rx, FINAL_SEND_DEADLINE))),
+            )
+        }
+        _ => (None, None),
+    };
+
+    let lookup = match pods {
+        Some(pods) => PodLookup::Watching(pods),
+        None => PodLookup::Lazy { node: node.clone() },
+    };
+    let attributor = Attributor::new(
+        args.pod_resources_socket.clone(),
+        args.proc_root.clone(),
+        lookup,
+    );
+    let handler_task = tokio::spawn(handle_windows(
+        windows_rx,
+        attributor,
+        holders,
+        metrics.clone(),
+        args.json_out.clone(),
+        reports_tx,
+    ));
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
+    let outcome: anyhow::Result<()> = loop {
+        tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break Ok(()); }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("interrupted: stopping"); break Ok(()); }
+            result = &mut server_task => {
+                break Err(anyhow::anyhow!("the /metrics server ended: {result:?}"));
+            }
+            _ = watchdog.tick() => {
+                if sampler.is_finished() {
+                    break Err(anyhow::anyhow!("the sampling thread ended unexpectedly"));
+                }
+            }
+        }
+    };
+    // Stop sampling (flushes the open window and restores power limits), then let the
+    // last window through attribution and reporting.
+    tokio::task::spawn_blocking(move || sampler.stop()).await?;
+    handler_task.await?;
+    if let Some(task) = reporter_task {
+        task.await?;
+    }
+    server_task.abort();
+    outcome
+}
+
+async fn handle_windows(
+    mut windows: UnboundedReceiver<ClosedWindow>,
+    attributor: Attributor,
+    holders: Holders,
+    metrics: Arc<Metrics>,
+    json_out: Option<PathBuf>,
+    reports: Option<UnboundedSender<AgentReport>>,
+) {
+    while let Some(mut window) = windows.recv().await {
+        let source = attributor.attribute(&mut window).await;
+        metrics.set_attribution_source(source.as_str());
+        {
+            let mut holders = holders.write().unwrap_or_else(|e| e.into_inner());
+            holders.clear();
+            for gpu in &window.report.gpus {
+                if let Some(pod) = &gpu.pod {
+                    holders.insert(gpu.uuid.clone(), pod.clone());
+                }
+            }
+        }
+        if let Some(path) = &json_out
+            && let Err(error) = append_json_line(path, &window, source)
+        {
+            tracing::error!(path = %path.display(), %error, "cannot write the window to --json-out");
+        }
+        if let Some(reports) = &reports {
+            let _ = reports.send(window.report);
+        }
+    }
+}
+
+fn append_json_line(path: &PathBuf, window: &ClosedWindow, source: Source) -> std::io::Result<()> {
+    let line = serde_json::to_string(&WindowLine {
+        report: &window.report,
+        integrated_power_j: &window.integrated_power_j,
+        attribution: source,
+    })?;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{line}")
+}
+
+impl From<BackendError> for std::io::Error {
+    fn from(e: BackendError) -> Self {
+        std::io::Error::other(e)
+    }
+}
