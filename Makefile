@@ -9,7 +9,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/$(STATE)/kubeconfig
 TOOLS_BIN = $(shell hack/tools.sh --print-dir)/bin
 KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) $(TOOLS_BIN)/kubectl
 
-.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt
+.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,22 +29,11 @@ cluster-up: tools ## Start etcd, kube-apiserver and kwok; kubeconfig in .verdant
 cluster-down: ## Stop the local control plane and remove its state
 	@hack/control-plane.sh down $(STATE)
 
-demo: cluster-up ## Local control plane, fake GPU nodes, the examples, and kubectl get
-	@hack/fake-nodes.sh $(KUBECONFIG_LOCAL) solar-a 4 8
-	@hack/fake-nodes.sh $(KUBECONFIG_LOCAL) wind-b 4 8
-	@# No controller-manager here: create the ServiceAccount it would create.
-	@$(KUBECTL) create serviceaccount default -n default >/dev/null 2>&1 || true
-	@$(KUBECTL) apply -f docs/examples/ >/dev/null
-	@$(KUBECTL) get nodes -L verdant.dev/site,nvidia.com/gpu.product
-	@echo
-	@$(KUBECTL) get tj,esite
-	@echo
-	@echo "The control plane keeps running. Try:"
-	@echo "  export KUBECONFIG=$(KUBECONFIG_LOCAL)"
-	@echo "  $(TOOLS_BIN)/kubectl explain trainingjob.spec.energy"
-	@echo "Stop it with: make demo-down"
+demo: tools ## Local control plane, fake GPU nodes, the operator, the examples; then kubectl get
+	@hack/demo.sh up
 
-demo-down: cluster-down ## Stop the demo
+demo-down: ## Stop the demo
+	@hack/demo.sh down
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -58,6 +47,13 @@ unit: ## Unit and property tests (no cluster)
 
 e2e: tools ## End-to-end tests against a real control plane (each run starts its own)
 	$(CARGO) test -p verdant-tests --locked -- --test-threads=4
+
+bench: ## Criterion benchmarks of the pure engine and models (release)
+	$(CARGO) bench -p verdant-core
+
+bench-e2e: tools ## 200 TrainingJobs on a 500-node KWOK cluster, to every pod bound (release)
+	$(CARGO) build --release -p verdant-tests --bins
+	target/release/bench-e2e-placement
 
 test: tools lint ## Everything CI runs
 	$(CARGO) test --workspace --locked --no-fail-fast
