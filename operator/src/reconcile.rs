@@ -664,10 +664,13 @@ async fn publish_transition(
     {
         return;
     }
-    let reason = status
-        .reason
-        .clone()
-        .unwrap_or_else(|| "Updated".to_owned());
+    let reason = match (previous.phase, status.phase) {
+        (JobPhase::Starting, JobPhase::Running) => "Started".to_owned(),
+        _ => status
+            .reason
+            .clone()
+            .unwrap_or_else(|| "Updated".to_owned()),
+    };
     let warning = matches!(status.phase, JobPhase::Failed)
         || matches!(
             reason.as_str(),

@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 use crate::labels::FIELD_MANAGER;
 use crate::scheduler::phase_name;
 
-/// Sets the phase with its reason and message, and the standard conditions that follow.
+/// Sets the phase with its reason and message, and the standard conditions that follow:
+/// `Scheduled` carries the last scheduling decision; the condition named after the phase
+/// (`Running`, `Suspended`, `Succeeded`, `Failed`) carries it when true.
 pub fn set_phase(
     status: &mut TrainingJobStatus,
     phase: JobPhase,
@@ -25,23 +27,45 @@ pub fn set_phase(
         phase,
         JobPhase::Starting | JobPhase::Running | JobPhase::Succeeded
     );
-    let updates = [
-        ("Scheduled", scheduled),
-        ("Running", phase == JobPhase::Running),
-        ("Suspended", phase == JobPhase::Suspended),
-        ("Succeeded", phase == JobPhase::Succeeded),
-        ("Failed", phase == JobPhase::Failed),
+    set_condition(
+        &mut status.conditions,
+        "Scheduled",
+        scheduled,
+        reason,
+        &message,
+        generation,
+        now,
+    );
+    let phase_conditions = [
+        ("Running", JobPhase::Running),
+        ("Suspended", JobPhase::Suspended),
+        ("Succeeded", JobPhase::Succeeded),
+        ("Failed", JobPhase::Failed),
     ];
-    for (type_, value) in updates {
-        set_condition(
-            &mut status.conditions,
-            type_,
-            value,
-            reason,
-            &message,
-            generation,
-            now,
-        );
+    for (type_, when) in phase_conditions {
+        if phase == when {
+            set_condition(
+                &mut status.conditions,
+                type_,
+                true,
+                reason,
+                &message,
+                generation,
+                now,
+            );
+        } else {
+            let not = format!("Not{type_}");
+            let phase_text = format!("the job is {}", phase_name(phase));
+            set_condition(
+                &mut status.conditions,
+                type_,
+                false,
+                &not,
+                &phase_text,
+                generation,
+                now,
+            );
+        }
     }
 }
 

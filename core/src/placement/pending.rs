@@ -354,9 +354,11 @@ fn unschedulable(cy: &Cycle<'_>, view: &JobView<'_>) -> Decision {
             job.allowed_sites.is_empty() || job.allowed_sites.iter().any(|a| a == cy.site_name(s))
         })
         .collect();
-    let message = if allowed_sites.is_empty() {
+    let message = if allowed_sites.is_empty() && job.allowed_sites.is_empty() {
+        "no EnergySite is known yet: create one whose nodeSelector matches GPU nodes".to_owned()
+    } else if allowed_sites.is_empty() {
         format!(
-            "no known site among allowed sites [{}]",
+            "none of the job's sites ({}) is a known EnergySite",
             job.allowed_sites.join(", ")
         )
     } else {
