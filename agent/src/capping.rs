@@ -154,8 +154,6 @@ impl PowerCapper {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::backend::simulated::{NoPods, SimConfig, SimulatedBackend};
 
@@ -187,7 +185,7 @@ mod tests {
         let metrics = Metrics::new("n1", "simulated");
         let mut backend = sim();
         let mut capper = PowerCapper::new(false);
-        let s = backend.sample_at(Duration::ZERO, 0).gpus;
+        let s = backend.sample_at(0).gpus;
         let (a, b) = (s[0].uuid.clone(), s[1].uuid.clone());
         // 50 W is below the 210 W minimum: clamped.
         capper.apply(
@@ -196,16 +194,16 @@ mod tests {
             &[target(&a, 350.0), target(&b, 50.0)],
             &metrics,
         );
-        let s = backend.sample_at(Duration::from_secs(1), 1000).gpus;
+        let s = backend.sample_at(1000).gpus;
         assert_eq!((s[0].power_limit_w, s[1].power_limit_w), (350.0, 210.0));
         assert_eq!((s[0].power_w, s[1].power_w), (350.0, 210.0));
         // b withdrawn: back to its default.
         capper.apply(&mut backend, &s, &[target(&a, 350.0)], &metrics);
-        let s = backend.sample_at(Duration::from_secs(2), 2000).gpus;
+        let s = backend.sample_at(2000).gpus;
         assert_eq!((s[0].power_limit_w, s[1].power_limit_w), (350.0, 700.0));
         assert_eq!(capper.capped().len(), 1);
         capper.restore_all(&mut backend, &s, &metrics);
-        let s = backend.sample_at(Duration::from_secs(3), 3000).gpus;
+        let s = backend.sample_at(3000).gpus;
         assert_eq!((s[0].power_limit_w, s[1].power_limit_w), (700.0, 700.0));
         assert!(capper.capped().is_empty());
         let text = metrics.render();
@@ -224,10 +222,10 @@ mod tests {
         let metrics = Metrics::new("n1", "simulated");
         let mut backend = sim();
         let mut capper = PowerCapper::new(true);
-        let s = backend.sample_at(Duration::ZERO, 0).gpus;
+        let s = backend.sample_at(0).gpus;
         capper.apply(&mut backend, &s, &[target(&s[0].uuid, 300.0)], &metrics);
         capper.restore_all(&mut backend, &s, &metrics);
-        let s = backend.sample_at(Duration::from_secs(1), 1000).gpus;
+        let s = backend.sample_at(1000).gpus;
         assert_eq!(s[0].power_limit_w, 700.0);
         assert!(
             metrics
@@ -241,7 +239,7 @@ mod tests {
         let metrics = Metrics::new("n1", "simulated");
         let mut backend = sim();
         let mut capper = PowerCapper::new(false);
-        let s = backend.sample_at(Duration::ZERO, 0).gpus;
+        let s = backend.sample_at(0).gpus;
         capper.apply(
             &mut backend,
             &s,

@@ -12,11 +12,10 @@
 //! ```
 //!
 //! and is constant between two samples; the energy counter integrates it exactly
-//! (energy += power × elapsed time at every sample), so window energies are exact to the
+//! (energy += power × time since the previous sample, at every sample), so window energies are exact to the
 //! millijoule.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::{Duration, Instant};
 
 use verdant_crds::wire::PodRef;
 
@@ -104,8 +103,7 @@ pub struct SimulatedBackend {
     gpus: Vec<SimGpu>,
     /// Container key → GPU indices it holds.
     assignments: HashMap<String, Vec<u32>>,
-    started: Instant,
-    last_sample: Option<Duration>,
+    last_sample_ms: Option<i64>,
     min_limit_w: f64,
     memory_total_bytes: u64,
 }
@@ -144,23 +142,25 @@ impl SimulatedBackend {
             source,
             gpus,
             assignments: HashMap::new(),
-            started: Instant::now(),
-            last_sample: None,
+            last_sample_ms: None,
             min_limit_w,
             memory_total_bytes,
         })
     }
 
-    /// Samples as of `elapsed` since the backend was created (tests drive time with this).
-    pub fn sample_at(&mut self, elapsed: Duration, timestamp_ms: i64) -> SampleSet {
+    /// Samples as of `timestamp_ms` (Unix ms; tests drive time with this). The counter
+    /// integrates over the samples' own timestamps, so that it agrees to the millijoule
+    /// with power integrated over the same readings.
+    pub fn sample_at(&mut self, timestamp_ms: i64) -> SampleSet {
         // Integrate the power of the interval that just ended, before anything changes.
-        if let Some(last) = self.last_sample {
-            let dt_s = elapsed.saturating_sub(last).as_secs_f64();
+        if let Some(last) = self.last_sample_ms {
+            // A wall clock stepped back integrates nothing rather than going negative.
+            let dt_ms = (timestamp_ms - last).max(0) as f64;
             for gpu in &mut self.gpus {
-                gpu.energy_mj += gpu.power_w * dt_s * 1000.0;
+                gpu.energy_mj += gpu.power_w * dt_ms;
             }
         }
-        self.last_sample = Some(elapsed);
+        self.last_sample_ms = Some(timestamp_ms);
 
         let demands = self.source.demands();
         self.assign(&demands);
@@ -193,7 +193,7 @@ impl SimulatedBackend {
                 timestamp_ms,
                 power_w: gpu.power_w,
                 power_instant: true,
-                energy_mj: Some(gpu.energy_mj.floor() as u64),
+                energy_mj: Some(gpu.energy_mj.round() as u64),
                 gpu_util_percent: util_percent,
                 mem_util_percent: util_percent * 0.5,
                 memory_used_bytes: if busy {
@@ -269,8 +269,7 @@ impl GpuBackend for SimulatedBackend {
     }
 
     fn sample(&mut self) -> SampleSet {
-        let elapsed = self.started.elapsed();
-        self.sample_at(elapsed, now_ms())
+        self.sample_at(now_ms())
     }
 
     fn set_power_limit(&mut self, uuid: &str, limit_w: f64) -> Result<(), BackendError> {
@@ -361,7 +360,7 @@ mod tests {
             demand("c", 1, false, None),
         ];
         let mut sim = SimulatedBackend::new(config(8), Box::new(pods)).unwrap();
-        let first = sim.sample_at(Duration::ZERO, 0);
+        let first = sim.sample_at(0);
         let watts: Vec<f64> = first.gpus.iter().map(|g| g.power_w).collect();
         // 70 + 630 × 0.9 = 637; 70 + 630 × 0.5 = 385; pending and free GPUs idle.
         assert_eq!(watts, [637.0, 637.0, 385.0, 70.0, 70.0, 70.0, 70.0, 70.0]);
@@ -370,7 +369,7 @@ mod tests {
         assert_eq!(first.gpus[3].pod.as_ref().unwrap().name, "c");
         assert!(first.gpus[4].pod.is_none());
 
-        let later = sim.sample_at(Duration::from_millis(10_250), 10_250);
+        let later = sim.sample_at(10_250);
         // 637 W × 10.25 s = 6529.25 J.
         assert_eq!(later.gpus[0].energy_mj, Some(6_529_250));
         assert_eq!(later.gpus[2].energy_mj, Some(3_946_250));
@@ -394,7 +393,7 @@ mod tests {
                 .map(|g| g.pod.as_ref().map(|p| p.name.clone()))
                 .collect()
         };
-        let s = sim.sample_at(Duration::ZERO, 0);
+        let s = sim.sample_at(0);
         assert_eq!(
             holders(&s),
             [
@@ -407,7 +406,7 @@ mod tests {
         pods.lock().unwrap().remove(0);
         pods.lock().unwrap().push(demand("c", 1, true, None));
         pods.lock().unwrap().push(demand("d", 4, true, None)); // does not fit
-        let s = sim.sample_at(Duration::from_secs(1), 1000);
+        let s = sim.sample_at(1000);
         assert_eq!(
             holders(&s),
             [Some("c".into()), None, Some("b".into()), Some("b".into())]
@@ -419,7 +418,7 @@ mod tests {
         let mut sim =
             SimulatedBackend::new(config(1), Box::new(vec![demand("a", 1, true, Some(100.0))]))
                 .unwrap();
-        let s = sim.sample_at(Duration::ZERO, 0);
+        let s = sim.sample_at(0);
         assert_eq!(s.gpus[0].power_w, 700.0);
         assert_eq!(
             (s.gpus[0].min_power_limit_w, s.gpus[0].max_power_limit_w),
@@ -427,12 +426,12 @@ mod tests {
         );
         let uuid = s.gpus[0].uuid.clone();
         sim.set_power_limit(&uuid, 400.0).unwrap();
-        let s = sim.sample_at(Duration::from_secs(1), 1000);
+        let s = sim.sample_at(1000);
         // The second before the cap drew 700 W.
         assert_eq!(s.gpus[0].energy_mj, Some(700_000));
         assert_eq!((s.gpus[0].power_w, s.gpus[0].power_limit_w), (400.0, 400.0));
         assert!(s.gpus[0].sm_clock_mhz < 1980);
-        let s = sim.sample_at(Duration::from_secs(2), 2000);
+        let s = sim.sample_at(2000);
         assert_eq!(s.gpus[0].energy_mj, Some(1_100_000));
         assert!(matches!(
             sim.set_power_limit(&uuid, 100.0),

@@ -321,7 +321,7 @@ impl Reporter {
         mut reports: tokio::sync::mpsc::UnboundedReceiver<AgentReport>,
         final_deadline: Duration,
     ) {
-        let initial_backoff = Duration::from_secs(1);
+        let initial_backoff = self.config.max_backoff.min(Duration::from_secs(1));
         let mut backoff = initial_backoff;
         let mut retry_at: Option<Instant> = (!self.buffer.is_empty()).then(Instant::now);
         loop {
