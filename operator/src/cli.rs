@@ -19,6 +19,9 @@ enum Command {
     Run(RunArgs),
     /// Print the CustomResourceDefinitions as YAML, for `kubectl apply --server-side -f -`.
     Crds,
+    /// Print a site's modelled output for every time of a weather file, as CSV
+    /// (time,solar_kw,wind_kw,total_kw), to check the model against meters.
+    Energy(crate::energy::cli::EnergyArgs),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -35,6 +38,19 @@ fn init_tracing(format: LogFormat) {
 /// Parses the command line and runs the command.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Energy(args) = &cli.command {
+        let result = crate::energy::cli::run(args, &mut std::io::stdout(), &mut std::io::stderr());
+        // `| head` closing the pipe is not an error.
+        return match result {
+            Err(e)
+                if e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+            {
+                Ok(())
+            }
+            other => other,
+        };
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -44,6 +60,7 @@ pub fn main() -> anyhow::Result<()> {
                 init_tracing(args.log_format);
                 crate::run::run(args).await
             }
+            Command::Energy(_) => unreachable!("handled before the runtime starts"),
             Command::Crds => {
                 for (_, crd) in verdant_crds::manifests::all() {
                     println!("---\n{}", verdant_crds::manifests::render(&crd)?);

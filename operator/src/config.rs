@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// Log format: `text` for terminals, `json` in clusters.
     #[arg(long, env = "VERDANT_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+
+    /// The EnergySite controller and its forecast providers.
+    #[command(flatten)]
+    pub site: crate::site_controller::SiteArgs,
 }
 
 /// How logs are written.

@@ -5,6 +5,8 @@
 //! - [`scheduler`]: the scheduling cycle (snapshot, engine, plan, wake-ups);
 //! - [`reconcile`]: per-job lifecycle and applying decisions (pods, binding, status);
 //! - [`workload`], [`constraints`], [`lifecycle`], [`supply`], [`status`]: pure helpers;
+//! - [`site_controller`]: each EnergySite's status (forecast, load, headroom, conditions);
+//! - [`energy`]: a site's plant, the forecast providers, `verdant-operator energy`;
 //! - [`run`], [`server`], [`metrics`], [`config`]: the process around it.
 //!
 //! The placement engine, the energy models and the accounting live in `verdant-core`,
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod constraints;
 pub mod context;
+pub mod energy;
 pub mod error;
 pub mod labels;
 pub mod lifecycle;
@@ -25,6 +28,7 @@ pub mod reconcile;
 pub mod run;
 pub mod scheduler;
 pub mod server;
+pub mod site_controller;
 pub mod snapshot;
 pub mod status;
 pub mod supply;

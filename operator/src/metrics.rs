@@ -31,6 +31,8 @@ pub struct Metrics {
     pub site_renewable_kw: Family<Labels, FloatGauge>,
     /// Load per site now, kW.
     pub site_load_kw: Family<Labels, FloatGauge>,
+    /// Forecast renewable supply per site and horizon (`1h`, `6h`, `24h`, `48h`), kW.
+    pub site_forecast_kw: Family<Labels, FloatGauge>,
     /// Reconcile errors by kind.
     pub reconcile_errors: Family<Labels, Counter>,
     /// Reconciliations run.
@@ -50,6 +52,7 @@ impl Default for Metrics {
         let site_headroom_kw = Family::<Labels, FloatGauge>::default();
         let site_renewable_kw = Family::<Labels, FloatGauge>::default();
         let site_load_kw = Family::<Labels, FloatGauge>::default();
+        let site_forecast_kw = Family::<Labels, FloatGauge>::default();
         let reconcile_errors = Family::<Labels, Counter>::default();
         let reconciliations = Counter::default();
         let pods_bound = Counter::default();
@@ -90,6 +93,11 @@ impl Default for Metrics {
             site_load_kw.clone(),
         );
         registry.register(
+            "site_forecast_kw",
+            "Forecast renewable supply per site for the hour starting `horizon` hours after the current one (48h: the last forecast hour), kW",
+            site_forecast_kw.clone(),
+        );
+        registry.register(
             "reconcile_errors",
             "Reconcile errors by kind",
             reconcile_errors.clone(),
@@ -114,6 +122,7 @@ impl Default for Metrics {
             site_headroom_kw,
             site_renewable_kw,
             site_load_kw,
+            site_forecast_kw,
             reconcile_errors,
             reconciliations,
             pods_bound,

@@ -4,28 +4,12 @@
 //! `assumed` placements bridge the moment between a decision and the job's status write
 //! (and the cache seeing it), so no two cycles hand out the same GPUs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use verdant_core::placement::Decision;
 
 use crate::snapshot::Assumed;
-
-/// Power at a site now, as the last cycle saw it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SiteNow {
-    /// Renewable supply now, kW.
-    pub supply_kw: f64,
-    /// Load of the jobs running there now, kW (with PUE).
-    pub load_kw: f64,
-}
-
-impl SiteNow {
-    /// supply − load.
-    pub fn headroom_kw(&self) -> f64 {
-        self.supply_kw - self.load_kw
-    }
-}
 
 /// The shared plan.
 #[derive(Default)]
@@ -40,10 +24,6 @@ pub struct PlanState {
     pub decisions: HashMap<String, Decision>,
     /// Placements decided and not yet visible in the job's cached status.
     pub assumed: HashMap<String, Assumed>,
-    /// Since when each site's headroom has been negative (Unix seconds).
-    pub headroom_negative_since: HashMap<String, i64>,
-    /// Each site's power now.
-    pub sites: BTreeMap<String, SiteNow>,
     /// Unix time of the last completed cycle.
     pub last_cycle_s: Option<i64>,
 }

@@ -139,6 +139,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             scheduler::run(ctx, period, debounce, trigger_tx).await;
         }
     };
+    let site_controller = crate::site_controller::run(ctx.clone(), args.site.clone());
     let controlling = controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
@@ -175,6 +176,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tasks.spawn(async move {
         controlling.await;
         Ok("controller")
+    });
+    tasks.spawn(async move {
+        site_controller.await;
+        Ok("energysite controller")
     });
     match tasks.join_next().await {
         Some(Ok(Ok("controller"))) => {

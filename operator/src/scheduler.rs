@@ -8,14 +8,13 @@ use std::time::{Duration, Instant};
 use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::ObjectRef;
 use tracing::{debug, info, warn};
-use verdant_core::placement::{self as engine, Action, Decision, JobState};
+use verdant_core::placement::{self as engine, Action, Decision};
 use verdant_crds::{JobPhase, TrainingJob};
 
 use crate::context::Context;
 use crate::metrics::label;
-use crate::plan::SiteNow;
+use crate::site_controller::status::headroom_negative_since;
 use crate::snapshot::{self, Assumed, Inputs, job_id};
-use crate::supply::supply_now_kw;
 
 /// How long an assumed placement may wait for the job's status to show it.
 const ASSUMED_TTL_S: i64 = 120;
@@ -45,10 +44,13 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
     let nodes = ctx.stores.nodes.state();
     let sites = ctx.stores.sites.state();
 
-    let (assumed, negative_since) = ctx.plan.with(|plan| {
+    let assumed = ctx.plan.with(|plan| {
         prune_assumed(&mut plan.assumed, &jobs, now_s);
-        (plan.assumed.clone(), plan.headroom_negative_since.clone())
+        plan.assumed.clone()
     });
+    // Kept by the EnergySite controller in each site's RenewableDeficit condition, so the
+    // GreenOnly grace period survives a restart of the operator.
+    let negative_since = headroom_negative_since(&sites);
     let built = snapshot::build(&Inputs {
         jobs: &jobs,
         nodes: &nodes,
@@ -61,8 +63,6 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
     for (first, second, node) in &built.overlapping_sites {
         warn!(site = %first, other_site = %second, %node, "node is matched by two EnergySites; it counts for {first} only. Make the nodeSelectors disjoint");
     }
-    let site_now = site_power_now(&built.snapshot, &ctx.engine);
-
     let engine_started = Instant::now();
     let snapshot = built.snapshot;
     let config = ctx.engine.clone();
@@ -104,16 +104,6 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
         }
         // Jobs that left the engine's view (finished, deleted, suspended by the user)
         plan.decisions = next;
-        for (site, now) in &site_now {
-            if now.headroom_kw() < 0.0 {
-                plan.headroom_negative_since
-                    .entry(site.clone())
-                    .or_insert(now_s);
-            } else {
-                plan.headroom_negative_since.remove(site);
-            }
-        }
-        plan.sites = site_now.clone();
         plan.last_cycle_s = Some(now_s);
     });
 
@@ -122,7 +112,7 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
             let _ = trigger.unbounded_send(ObjectRef::new(name).within(namespace));
         }
     }
-    record_metrics(ctx, &jobs, &site_now);
+    record_metrics(ctx, &jobs);
     let elapsed = started.elapsed();
     ctx.metrics.cycle_duration.observe(elapsed.as_secs_f64());
     if changed.is_empty() {
@@ -174,54 +164,7 @@ fn prune_assumed(assumed: &mut HashMap<String, Assumed>, jobs: &[Arc<TrainingJob
     });
 }
 
-/// Supply and load now at each site: load is the power of the jobs running there.
-fn site_power_now(
-    snapshot: &engine::Snapshot,
-    config: &engine::EngineConfig,
-) -> BTreeMap<String, SiteNow> {
-    let mut sites: BTreeMap<String, SiteNow> = snapshot
-        .sites
-        .iter()
-        .map(|s| {
-            (
-                s.name.clone(),
-                SiteNow {
-                    supply_kw: supply_now_kw(&s.supply, snapshot.now_s),
-                    load_kw: s.base_load_kw,
-                },
-            )
-        })
-        .collect();
-    let pue: HashMap<&str, f64> = snapshot
-        .sites
-        .iter()
-        .map(|s| (s.name.as_str(), s.pue))
-        .collect();
-    for job in &snapshot.jobs {
-        let JobState::Running { site, nodes, .. } = &job.state else {
-            continue;
-        };
-        let Some(entry) = sites.get_mut(site) else {
-            continue;
-        };
-        let cap = f64::from(job.power_cap_percent.unwrap_or(100).min(100)) / 100.0;
-        let watts: f64 = nodes
-            .iter()
-            .map(|&n| {
-                let model = &snapshot.nodes[n as usize].gpu_model;
-                let per_gpu = job
-                    .measured_gpu_watts
-                    .or_else(|| config.gpu_watts_by_model.get(model).copied())
-                    .unwrap_or(config.default_gpu_watts);
-                per_gpu * f64::from(job.gpus_per_replica)
-            })
-            .sum();
-        entry.load_kw += watts * cap * pue.get(site.as_str()).copied().unwrap_or(1.0) / 1000.0;
-    }
-    sites
-}
-
-fn record_metrics(ctx: &Context, jobs: &[Arc<TrainingJob>], sites: &BTreeMap<String, SiteNow>) {
+fn record_metrics(ctx: &Context, jobs: &[Arc<TrainingJob>]) {
     let mut phases: BTreeMap<&'static str, i64> = [
         "Pending",
         "Deferred",
@@ -243,23 +186,6 @@ fn record_metrics(ctx: &Context, jobs: &[Arc<TrainingJob>], sites: &BTreeMap<Str
             .jobs
             .get_or_create(&label("phase", phase))
             .set(count);
-    }
-    for (site, now) in sites {
-        ctx.metrics
-            .site_headroom_kw
-            .get_or_create(&label("site", site))
-            .set(now.headroom_kw());
-        ctx.metrics
-            .site_load_kw
-            .get_or_create(&label("site", site))
-            .set(now.load_kw);
-        ctx.metrics
-            .site_renewable_kw
-            .get_or_create(&vec![
-                ("site".to_owned(), site.clone()),
-                ("source".to_owned(), "total".to_owned()),
-            ])
-            .set(now.supply_kw);
     }
 }
 
