@@ -29,7 +29,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
-use verdant_core::placement::{Action, Decision};
+use verdant_core::placement::Action;
 use verdant_crds::{GreenPolicy, JobPhase, TrainingJob, TrainingJobStatus};
 
 use crate::context::Context;
@@ -343,15 +343,9 @@ async fn waiting_job(
     let (decision, assumed) = j.ctx.plan.for_job(&id);
 
     if let Some(placement) = assumed {
-        let (reason, message) = match &decision {
-            Some(
-                d @ Decision {
-                    action: Action::Place { .. },
-                    ..
-                },
-            ) => (d.reason.as_str().to_owned(), d.message.clone()),
-            _ => ("Placed".to_owned(), format!("placed at {}", placement.site)),
-        };
+        // The assumed placement keeps the Place decision: later cycles see the job as
+        // running and decide Keep for it.
+        let (reason, message) = (placement.reason.clone(), placement.message.clone());
         // The placement is written to the status before any pod exists: if the operator
         // dies now, it finishes this same gang after it restarts.
         status.site = Some(placement.site.clone());

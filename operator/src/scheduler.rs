@@ -93,6 +93,8 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
                             .map(|&i| node_names[i as usize].clone())
                             .collect(),
                         at_s: now_s,
+                        reason: decision.reason.as_str().to_owned(),
+                        message: decision.message.clone(),
                     },
                 );
             }

@@ -29,6 +29,10 @@ pub struct Assumed {
     pub nodes: Vec<String>,
     /// When it was decided.
     pub at_s: i64,
+    /// The decision's reason code (e.g. `PlacedGreen`).
+    pub reason: String,
+    /// The decision's message, with its numbers.
+    pub message: String,
 }
 
 /// The engine snapshot plus what is needed to map its answers back to objects.
