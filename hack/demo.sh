@@ -20,8 +20,9 @@ case "${1:-up}" in
     if [[ -f "$STATE/operator.pid" ]] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
       echo ">> operator already running (pid $(cat "$STATE/operator.pid"))" >&2
     else
+      # Replay sites in docs/examples name their weather files relative to that folder.
       nohup "$REPO/target/debug/verdant-operator" run --http-addr "$HTTP_ADDR" --cycle-seconds 5 \
-        >"$STATE/operator.log" 2>&1 &
+        --weather-dir "$REPO/docs/examples" >"$STATE/operator.log" 2>&1 &
       echo $! >"$STATE/operator.pid"
       echo ">> operator started (log: $STATE/operator.log)" >&2
     fi
