@@ -20,8 +20,9 @@ prereqs: ## Install the system packages the build and tests need (Debian)
 tools: prereqs ## Build etcd, kube-apiserver, kubectl and kwok from their Go modules (cached)
 	@hack/tools.sh
 
-crds: ## Regenerate crds/*.yaml from the Rust types
+crds: ## Regenerate crds/*.yaml (and the Helm chart's copy) from the Rust types
 	$(CARGO) run -q -p verdant-crds --bin crdgen
+	$(CARGO) run -q -p verdant-crds --bin crdgen helm/verdant/crds
 
 cluster-up: tools ## Start etcd, kube-apiserver and kwok; kubeconfig in .verdant/kubeconfig
 	@hack/control-plane.sh up $(STATE)
@@ -46,6 +47,7 @@ unit: ## Unit and property tests (no cluster)
 	$(CARGO) test --workspace --locked --exclude verdant-tests
 
 e2e: tools ## End-to-end tests against a real control plane (each run starts its own)
+	@hack/tools.sh helm
 	$(CARGO) test -p verdant-tests --locked -- --test-threads=4
 
 bench: ## Criterion benchmarks of the pure engine and models (release)
@@ -56,4 +58,5 @@ bench-e2e: tools ## 200 TrainingJobs on a 500-node KWOK cluster, to every pod bo
 	target/release/bench-e2e-placement
 
 test: tools lint ## Everything CI runs
+	@hack/tools.sh helm
 	$(CARGO) test --workspace --locked --no-fail-fast

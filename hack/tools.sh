@@ -35,6 +35,20 @@ version_of() {
 
 bin_path() { echo "$CACHE/$1-$(version_of "$1")/$1"; }
 
+# What the projects' own Makefiles stamp in: helm's version, and the Kubernetes version
+# `helm template` and `helm lint` assume without a cluster (else v1.20, which fails
+# charts that require a newer kubeVersion).
+extra_ldflags() {
+  [[ "$1" == helm ]] || return 0
+  local k8s minor
+  k8s="$(awk '$1 == "k8s.io/client-go" { print $2; exit }' "$REPO/hack/tools/helm/go.mod")"
+  minor="$(echo "$k8s" | cut -d. -f2)"
+  echo "-X helm.sh/helm/v3/internal/version.version=$(version_of helm)" \
+    "-X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor" \
+    "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
+}
+
 build() {
   local name=$1 out
   out="$(bin_path "$name")"
@@ -45,7 +59,7 @@ build() {
   echo ">> building $name $(version_of "$name") from its Go module (first time only; a few minutes)..." >&2
   local start=$SECONDS tmp
   tmp="$(mktemp -d "$CACHE/.build-$name.XXXXXX")"
-  (cd "$REPO/hack/tools/${MODDIR[$name]}" && go build -trimpath -ldflags "-s -w" -o "$tmp/$name" "${PKG[$name]}")
+  (cd "$REPO/hack/tools/${MODDIR[$name]}" && go build -trimpath -ldflags "-s -w $(extra_ldflags "$name")" -o "$tmp/$name" "${PKG[$name]}")
   mkdir -p "$(dirname "$out")"
   mv "$tmp/$name" "$out"
   rmdir "$tmp"
