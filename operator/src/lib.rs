@@ -7,7 +7,8 @@
 //! - [`workload`], [`constraints`], [`lifecycle`], [`supply`], [`status`]: pure helpers;
 //! - [`site_controller`]: each EnergySite's status (forecast, load, headroom, conditions);
 //! - [`energy`]: a site's plant, the forecast providers, `verdant-operator energy`;
-//! - [`run`], [`server`], [`metrics`], [`config`]: the process around it.
+//! - [`run`], [`server`], [`metrics`], [`config`]: the process around it;
+//! - [`web`]: the dashboard at `/` and its JSON API.
 //!
 //! The placement engine, the energy models and the accounting live in `verdant-core`,
 //! re-exported here as [`core`].
@@ -33,4 +34,5 @@ pub mod snapshot;
 pub mod status;
 pub mod supply;
 pub mod telemetry;
+pub mod web;
 pub mod workload;

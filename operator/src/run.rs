@@ -119,6 +119,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         plan,
         metrics,
     });
+    let web = crate::web::WebState::from_context(&ctx);
     let scheduling = {
         let ctx = ctx.clone();
         let stores = stores.clone();
@@ -153,7 +154,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // rather than leaving a pod that looks ready and does nothing.
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(async move {
-        server::serve(args.http_addr, health)
+        server::serve(args.http_addr, health, web)
             .await
             .map(|_| "http server")
     });

@@ -1,4 +1,5 @@
-//! The operator's HTTP server: `/metrics`, `/livez` and `/readyz`.
+//! The operator's HTTP server: `/metrics`, `/livez`, `/readyz`, and the dashboard at `/`
+//! with its JSON API under `/api/v1/` (see [`crate::web`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use axum::routing::get;
 
 use crate::metrics::Metrics;
 use crate::plan::Plan;
+use crate::web::{self, WebState};
 
 /// What the probes look at.
 pub struct Health {
@@ -34,21 +36,24 @@ impl Health {
 }
 
 /// The router, separate from the listener so tests can serve it on any socket.
-pub fn router(health: Arc<Health>) -> Router {
+pub fn router(health: Arc<Health>, web: WebState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .with_state(health)
+        .merge(web::router(web))
 }
 
 /// Serves until the process ends.
-pub async fn serve(addr: SocketAddr, health: Arc<Health>) -> anyhow::Result<()> {
+pub async fn serve(addr: SocketAddr, health: Arc<Health>, web: WebState) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on {addr} for /metrics, /livez and /readyz: {e}")
+        anyhow::anyhow!(
+            "cannot listen on {addr} for /metrics, /livez, /readyz and the dashboard: {e}"
+        )
     })?;
-    tracing::info!(%addr, "serving /metrics, /livez, /readyz");
-    axum::serve(listener, router(health)).await?;
+    tracing::info!(%addr, "serving /metrics, /livez, /readyz, the dashboard at / and /api/v1/");
+    axum::serve(listener, router(health, web)).await?;
     Ok(())
 }
 

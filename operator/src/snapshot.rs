@@ -220,7 +220,8 @@ pub fn assign_nodes_to_sites(
     (assignment, overlaps)
 }
 
-fn node_ready(node: &Node) -> bool {
+/// Whether the node's `Ready` condition is `True`.
+pub fn node_ready(node: &Node) -> bool {
     node.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
