@@ -11,6 +11,7 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
+type FloatCounter = Counter<f64, AtomicU64>;
 
 /// Every metric the operator exports, registered once.
 pub struct Metrics {
@@ -33,6 +34,17 @@ pub struct Metrics {
     pub site_load_kw: Family<Labels, FloatGauge>,
     /// Forecast renewable supply per site and horizon (`1h`, `6h`, `24h`, `48h`), kW.
     pub site_forecast_kw: Family<Labels, FloatGauge>,
+    /// Age of each site's forecast (now − its last successful refresh), s.
+    pub site_forecast_age_s: Family<Labels, FloatGauge>,
+    /// Latest start − now of each job that has not started and has a deadline or a
+    /// maxDelay, s (negative: it is late).
+    pub job_deadline_slack_s: Family<Labels, Gauge>,
+    /// End of the newest report window received from each node's agent, Unix s.
+    pub node_last_report_s: Family<Labels, Gauge>,
+    /// Energy accounted to jobs, by namespace, site and source (`renewable`, `grid`), kWh.
+    pub energy_kwh: Family<Labels, FloatCounter>,
+    /// CO₂ of the grid energy accounted to jobs, by namespace and site, g.
+    pub co2_grams: Family<Labels, FloatCounter>,
     /// Reconcile errors by kind.
     pub reconcile_errors: Family<Labels, Counter>,
     /// Reconciliations run.
@@ -53,6 +65,11 @@ impl Default for Metrics {
         let site_renewable_kw = Family::<Labels, FloatGauge>::default();
         let site_load_kw = Family::<Labels, FloatGauge>::default();
         let site_forecast_kw = Family::<Labels, FloatGauge>::default();
+        let site_forecast_age_s = Family::<Labels, FloatGauge>::default();
+        let job_deadline_slack_s = Family::<Labels, Gauge>::default();
+        let node_last_report_s = Family::<Labels, Gauge>::default();
+        let energy_kwh = Family::<Labels, FloatCounter>::default();
+        let co2_grams = Family::<Labels, FloatCounter>::default();
         let reconcile_errors = Family::<Labels, Counter>::default();
         let reconciliations = Counter::default();
         let pods_bound = Counter::default();
@@ -98,6 +115,31 @@ impl Default for Metrics {
             site_forecast_kw.clone(),
         );
         registry.register(
+            "site_forecast_age_seconds",
+            "Seconds since each site's forecast was last refreshed successfully",
+            site_forecast_age_s.clone(),
+        );
+        registry.register(
+            "job_deadline_slack_seconds",
+            "Latest start minus now of each job not started yet that has a deadline or a maxDelay, s (negative: late)",
+            job_deadline_slack_s.clone(),
+        );
+        registry.register(
+            "ingest_last_report_timestamp_seconds",
+            "End of the newest report window received from each node's agent, Unix time",
+            node_last_report_s.clone(),
+        );
+        registry.register(
+            "energy_kwh",
+            "GPU energy accounted to TrainingJobs, by namespace, site and source (renewable, grid), kWh",
+            energy_kwh.clone(),
+        );
+        registry.register(
+            "co2_grams",
+            "CO2 of the grid energy accounted to TrainingJobs, by namespace and site, g",
+            co2_grams.clone(),
+        );
+        registry.register(
             "reconcile_errors",
             "Reconcile errors by kind",
             reconcile_errors.clone(),
@@ -123,6 +165,11 @@ impl Default for Metrics {
             site_renewable_kw,
             site_load_kw,
             site_forecast_kw,
+            site_forecast_age_s,
+            job_deadline_slack_s,
+            node_last_report_s,
+            energy_kwh,
+            co2_grams,
             reconcile_errors,
             reconciliations,
             pods_bound,
@@ -131,6 +178,39 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts energy billed to a job of `namespace` at `site`.
+    pub fn record_energy(
+        &self,
+        namespace: &str,
+        site: &str,
+        renewable_kwh: f64,
+        grid_kwh: f64,
+        co2_g: f64,
+    ) {
+        let labels = |source: Option<&str>| {
+            let mut labels = vec![
+                ("namespace".to_owned(), namespace.to_owned()),
+                ("site".to_owned(), site.to_owned()),
+            ];
+            if let Some(source) = source {
+                labels.push(("source".to_owned(), source.to_owned()));
+            }
+            labels
+        };
+        // A counter must never go down, nor turn NaN.
+        let valid = |x: f64| x.is_finite() && x >= 0.0;
+        for (source, kwh) in [("renewable", renewable_kwh), ("grid", grid_kwh)] {
+            let counter = self.energy_kwh.get_or_create(&labels(Some(source)));
+            if valid(kwh) {
+                counter.inc_by(kwh);
+            }
+        }
+        let counter = self.co2_grams.get_or_create(&labels(None));
+        if valid(co2_g) {
+            counter.inc_by(co2_g);
+        }
+    }
+
     /// The metrics in the OpenMetrics text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -143,4 +223,24 @@ impl Metrics {
 /// One label pair.
 pub fn label(key: &str, value: &str) -> Labels {
     vec![(key.to_owned(), value.to_owned())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn energy_is_counted_per_namespace_site_and_source() {
+        let metrics = Metrics::default();
+        metrics.record_energy("ml", "solar-a", 1.5, 0.5, 190.0);
+        metrics.record_energy("ml", "solar-a", 0.5, f64::NAN, -3.0);
+        let text = metrics.render();
+        for line in [
+            r#"verdant_energy_kwh_total{namespace="ml",site="solar-a",source="renewable"} 2.0"#,
+            r#"verdant_energy_kwh_total{namespace="ml",site="solar-a",source="grid"} 0.5"#,
+            r#"verdant_co2_grams_total{namespace="ml",site="solar-a"} 190.0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in:\n{text}");
+        }
+    }
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
+use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use tracing::{debug, info, warn};
-use verdant_core::placement::{self as engine, Action, Decision};
+use verdant_core::placement::{self as engine, Action, Decision, JobState};
 use verdant_crds::{JobPhase, TrainingJob};
 
 use crate::context::Context;
@@ -63,6 +64,7 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
     for (first, second, node) in &built.overlapping_sites {
         warn!(site = %first, other_site = %second, %node, "node is matched by two EnergySites; it counts for {first} only. Make the nodeSelectors disjoint");
     }
+    record_deadline_slack(ctx, &built.snapshot.jobs, now_s);
     let engine_started = Instant::now();
     let snapshot = built.snapshot;
     let config = ctx.engine.clone();
@@ -115,6 +117,7 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
         }
     }
     record_metrics(ctx, &jobs);
+    record_node_reports(ctx, &nodes);
     let elapsed = started.elapsed();
     ctx.metrics.cycle_duration.observe(elapsed.as_secs_f64());
     if changed.is_empty() {
@@ -188,6 +191,40 @@ fn record_metrics(ctx: &Context, jobs: &[Arc<TrainingJob>]) {
             .jobs
             .get_or_create(&label("phase", phase))
             .set(count);
+    }
+}
+
+/// `verdant_job_deadline_slack_seconds`: for every job waiting to start (pending or
+/// suspended) that has a latest start, how long it may still wait. Jobs that started or
+/// left are dropped, so the family only holds jobs at risk of being late.
+fn record_deadline_slack(ctx: &Context, jobs: &[engine::Job], now_s: i64) {
+    let slack = &ctx.metrics.job_deadline_slack_s;
+    slack.clear();
+    for job in jobs {
+        let waiting = matches!(job.state, JobState::Pending | JobState::Suspended);
+        if let (true, Some(latest_start_s)) = (waiting, job.latest_start_s)
+            && let Some((namespace, name)) = job.id.split_once('/')
+        {
+            slack
+                .get_or_create(&vec![
+                    ("namespace".to_owned(), namespace.to_owned()),
+                    ("job".to_owned(), name.to_owned()),
+                ])
+                .set(latest_start_s - now_s);
+        }
+    }
+}
+
+/// `verdant_ingest_last_report_timestamp_seconds`: when each node's agent last reported,
+/// for the nodes in the cache (a deleted node's series goes with it).
+fn record_node_reports(ctx: &Context, nodes: &[Arc<k8s_openapi::api::core::v1::Node>]) {
+    let family = &ctx.metrics.node_last_report_s;
+    family.clear();
+    for node in nodes {
+        let name = node.name_any();
+        if let Some(at_s) = ctx.telemetry.node_last_report_s(&name) {
+            family.get_or_create(&label("node", &name)).set(at_s);
+        }
     }
 }
 

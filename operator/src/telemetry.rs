@@ -71,6 +71,15 @@ impl Telemetry {
             .map(|r| r.value)
     }
 
+    /// The end of the newest window reported for the node (Unix seconds), however old.
+    pub fn node_last_report_s(&self, node: &str) -> Option<i64> {
+        let map = self
+            .node_gpu_power_w
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        map.get(node).map(|r| r.at_s)
+    }
+
     /// The job's measured draw per GPU, W, if reported in the last [`FRESH_FOR_S`] seconds.
     pub fn job_gpu_watts(&self, job_id: &str, now_s: i64) -> Option<f64> {
         let map = self.job_gpu_watts.read().unwrap_or_else(|p| p.into_inner());
@@ -91,6 +100,8 @@ mod tests {
         t.record_node("n1", 1000.0, 90); // an older window arriving late
         assert_eq!(t.node_gpu_power_w("n1", 120), Some(2800.0));
         assert_eq!(t.node_gpu_power_w("n1", 100 + FRESH_FOR_S + 1), None);
+        assert_eq!(t.node_last_report_s("n1"), Some(100), "kept, however old");
+        assert_eq!(t.node_last_report_s("n2"), None);
         t.record_node("n1", f64::NAN, 200);
         assert_eq!(
             t.node_gpu_power_w("n1", 120),

@@ -287,7 +287,7 @@ pub async fn reconcile(site: Arc<EnergySite>, sc: Arc<SiteContext>) -> Result<Ac
         write_status(ctx, &site, &status).await?;
     }
     publish_warnings(&sc, &site, &previous, &status).await;
-    record_metrics(ctx, &name, &status);
+    record_metrics(ctx, &name, &status, now_s);
 
     let next_refresh = site
         .spec
@@ -382,8 +382,20 @@ async fn publish_warnings(
     }
 }
 
-fn record_metrics(ctx: &Context, site: &str, status: &EnergySiteStatus) {
+fn record_metrics(ctx: &Context, site: &str, status: &EnergySiteStatus, now_s: i64) {
     let metrics = &ctx.metrics;
+    match &status.last_forecast_time {
+        Some(at) => {
+            metrics
+                .site_forecast_age_s
+                .get_or_create(&label("site", site))
+                .set((now_s - at.0.as_second()).max(0) as f64);
+        }
+        // Never refreshed: no age to show; the ForecastDegraded/Ready conditions say why.
+        None => {
+            metrics.site_forecast_age_s.remove(&label("site", site));
+        }
+    }
     let renewable = status.renewable_kw.clone().unwrap_or_default();
     for (source, kw) in [
         ("solar", renewable.solar),
@@ -421,6 +433,7 @@ fn forget_metrics(ctx: &Context, site: &str) {
     }
     metrics.site_load_kw.remove(&label("site", site));
     metrics.site_headroom_kw.remove(&label("site", site));
+    metrics.site_forecast_age_s.remove(&label("site", site));
     for hours in METRIC_HORIZONS_H {
         metrics.site_forecast_kw.remove(&site_horizon(site, hours));
     }
