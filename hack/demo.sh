@@ -1,54 +1,135 @@
 #!/usr/bin/env bash
-# `make demo`: the local control plane, fake GPU nodes at two sites, the operator, and
-# the example jobs and sites; then what to watch. `make demo-down` stops it all.
+# `make demo`: the whole system on one machine.
+#   1. builds the operator and the agent, starts the local control plane;
+#   2. creates KWOK GPU nodes in three sites: solar (Greensboro TMY replayed), wind (real
+#      turbines, 2010 weather replayed) and mixed (Piedmont PVGIS TMY, solar + wind);
+#   3. starts the operator and one simulated agent per node (each with a ServiceAccount
+#      token bound to an agent pod on its node, as in a cluster);
+#   4. submits TrainingJobs drawn from the Microsoft ITP GPU job trace, in scaled time;
+#   5. prints the dashboard URL and the kubectl commands to watch.
+# Weather replays VERDANT_DEMO_SPEEDUP times faster than real time (default 120: a day in
+# 12 minutes). `make demo-down` (hack/demo.sh down) stops it all.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="$REPO/.verdant"
 export KUBECONFIG="$STATE/kubeconfig"
 kubectl="$("$REPO/hack/tools.sh" --print-dir)/bin/kubectl"
 HTTP_ADDR="${VERDANT_DEMO_HTTP_ADDR:-127.0.0.1:8080}"
+INGEST_ADDR="${VERDANT_DEMO_INGEST_ADDR:-127.0.0.1:8081}"
+SPEEDUP="${VERDANT_DEMO_SPEEDUP:-120}"
+NODES_PER_SITE="${VERDANT_DEMO_NODES_PER_SITE:-12}"
+JOBS="${VERDANT_DEMO_JOBS:-60}"
+TRACE="${VERDANT_DEMO_TRACE:-$REPO/hack/demo/itp-cluster-trace.csv}"
+SITES=(solar wind mixed)
 
-case "${1:-up}" in
-  up)
-    echo ">> building verdant-operator" >&2
-    cargo build -q -p verdant-operator
-    "$REPO/hack/control-plane.sh" up "$STATE"
-    "$REPO/hack/fake-nodes.sh" "$KUBECONFIG" solar-a 4 8
-    "$REPO/hack/fake-nodes.sh" "$KUBECONFIG" wind-b 4 8
-    # No controller-manager here: create the ServiceAccount it would create.
-    "$kubectl" create serviceaccount default -n default >/dev/null 2>&1 || true
-    if [[ -f "$STATE/operator.pid" ]] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; then
-      echo ">> operator already running (pid $(cat "$STATE/operator.pid"))" >&2
+step() { echo ">> $*" >&2; }
+
+alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+stop_pidfile() {
+  if [[ -f "$1" ]]; then
+    kill "$(cat "$1")" 2>/dev/null || true
+    rm -f "$1"
+  fi
+}
+
+up() {
+  step "building verdant-operator and verdant-agent (first time: several minutes)"
+  cargo build -q -p verdant-operator -p verdant-agent
+  "$REPO/hack/control-plane.sh" up "$STATE"
+  mkdir -p "$STATE/agents"
+
+  for site in "${SITES[@]}"; do
+    "$REPO/hack/fake-nodes.sh" "$KUBECONFIG" "$site" "$NODES_PER_SITE" 8
+  done
+  # No controller-manager here: create the ServiceAccounts it would create.
+  "$kubectl" create serviceaccount default -n default >/dev/null 2>&1 || true
+  "$kubectl" create namespace verdant-system >/dev/null 2>&1 || true
+  "$kubectl" create serviceaccount verdant-agent -n verdant-system >/dev/null 2>&1 || true
+
+  step "sites replay their weather ${SPEEDUP}× faster than real time"
+  sed "s/__SPEEDUP__/$SPEEDUP/" "$REPO/hack/demo/sites.yaml" | "$kubectl" apply -f - >/dev/null
+
+  if alive "$STATE/operator.pid"; then
+    step "operator already running (pid $(cat "$STATE/operator.pid"))"
+  else
+    nohup "$REPO/target/debug/verdant-operator" run --http-addr "$HTTP_ADDR" --cycle-seconds 5 \
+      --weather-dir "$REPO/core/data/weather" \
+      --ingest-addr "$INGEST_ADDR" --database-url "sqlite://$STATE/verdant.db" \
+      --agent-service-account verdant-system:verdant-agent \
+      >"$STATE/operator.log" 2>&1 &
+    echo $! >"$STATE/operator.pid"
+    step "operator started (log: $STATE/operator.log)"
+  fi
+
+  step "starting one simulated agent per node"
+  local port=9400
+  for node in $("$kubectl" get nodes -l type=kwok -o name | sed 's|node/||'); do
+    port=$((port + 1))
+    local pidfile="$STATE/agents/$node.pid"
+    alive "$pidfile" && continue
+    # The agent pod this node's token is bound to: the operator checks that the pod of a
+    # token runs on the node its report names.
+    cat <<POD | "$kubectl" apply -f - >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: verdant-agent-$node, namespace: verdant-system, labels: {app: verdant-agent}}
+spec:
+  nodeName: $node
+  serviceAccountName: verdant-agent
+  containers: [{name: agent, image: verdant-agent}]
+POD
+    "$kubectl" create token verdant-agent -n verdant-system --audience verdant --duration 12h \
+      --bound-object-kind Pod --bound-object-name "verdant-agent-$node" >"$STATE/agents/$node.token"
+    nohup "$REPO/target/debug/verdant-agent" run --backend simulated --node-name "$node" \
+      --operator-url "http://$INGEST_ADDR" --token-file "$STATE/agents/$node.token" \
+      --metrics-addr "127.0.0.1:$port" --buffer-dir "$STATE/agents/$node.buffer" \
+      >"$STATE/agents/$node.log" 2>&1 &
+    echo $! >"$pidfile"
+  done
+
+  if ! alive "$STATE/submitter.pid"; then
+    if [[ -f "$TRACE" ]]; then
+      step "submitting $JOBS TrainingJobs from the ITP trace (log: $STATE/submitter.log)"
+      nohup python3 "$REPO/hack/demo/submit_trace.py" "$TRACE" --jobs "$JOBS" --speedup "$SPEEDUP" \
+        --kubectl "$kubectl" >"$STATE/submitter.log" 2>&1 &
+      echo $! >"$STATE/submitter.pid"
     else
-      # Replay sites in docs/examples name their weather files relative to that folder.
-      nohup "$REPO/target/debug/verdant-operator" run --http-addr "$HTTP_ADDR" --cycle-seconds 5 \
-        --weather-dir "$REPO/docs/examples" >"$STATE/operator.log" 2>&1 &
-      echo $! >"$STATE/operator.pid"
-      echo ">> operator started (log: $STATE/operator.log)" >&2
+      step "no trace at $TRACE; applying docs/examples jobs instead"
+      "$kubectl" apply -f "$REPO/docs/examples/trainingjob-2x8.yaml" -f "$REPO/docs/examples/trainingjob-greenonly.yaml" >/dev/null
     fi
-    "$kubectl" apply -f "$REPO/docs/examples/" >/dev/null
-    echo ">> waiting for the first scheduling decisions" >&2
-    sleep 8
-    "$kubectl" get nodes -L verdant.dev/site,nvidia.com/gpu.product
-    echo
-    "$kubectl" get tj,esite
-    echo
-    cat <<MSG
-Verdant is running. Try:
+  fi
+
+  sleep 10
+  "$kubectl" get esite
+  echo
+  "$kubectl" get tj
+  cat <<MSG
+
+Verdant is running: $(( ${#SITES[@]} * NODES_PER_SITE )) KWOK GPU nodes in ${#SITES[@]} sites, one simulated agent per node.
+  Dashboard:  http://$HTTP_ADDR/        (JSON: http://$HTTP_ADDR/api/v1/jobs)
+  Metrics:    http://$HTTP_ADDR/metrics
+Watch it:
   export KUBECONFIG=$KUBECONFIG
   $kubectl get tj -w
-  $kubectl describe tj llama-finetune
+  $kubectl get esite -w
+  $kubectl describe tj \$($kubectl get tj -o name | head -1 | cut -d/ -f2)
   $kubectl get events --sort-by .lastTimestamp
-  curl -s http://$HTTP_ADDR/metrics | grep ^verdant_
 Stop everything with: make demo-down
 MSG
-    ;;
-  down)
-    if [[ -f "$STATE/operator.pid" ]]; then
-      kill "$(cat "$STATE/operator.pid")" 2>/dev/null || true
-      rm -f "$STATE/operator.pid"
-    fi
-    "$REPO/hack/control-plane.sh" down "$STATE"
-    ;;
+}
+
+down() {
+  stop_pidfile "$STATE/submitter.pid"
+  for pidfile in "$STATE"/agents/*.pid; do
+    [[ -e "$pidfile" ]] && stop_pidfile "$pidfile"
+  done
+  stop_pidfile "$STATE/operator.pid"
+  "$REPO/hack/control-plane.sh" down "$STATE"
+}
+
+case "${1:-up}" in
+  up) up ;;
+  down) down ;;
   *) echo "usage: hack/demo.sh [up|down]" >&2; exit 2 ;;
 esac
