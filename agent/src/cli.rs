@@ -161,6 +161,9 @@ pub struct SampleArgs {
     /// The node (for the simulated backend's pods and UUIDs).
     #[arg(long, env = "NODE_NAME", default_value = "localhost")]
     pub node_name: String,
+    /// Accepted for symmetry with `run`: `sample` only ever reads.
+    #[arg(long)]
+    pub read_only: bool,
 }
 
 /// Parses `500ms`, `1s`, `10s`, `1h`, … into a positive duration.

@@ -98,47 +98,47 @@ impl Metrics {
         for (name, help, family) in [
             (
                 "DCGM_FI_DEV_POWER_USAGE",
-                "Power draw (in W).",
+                "Power draw (in W)",
                 &dcgm.power_usage_w,
             ),
             (
                 "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
-                "Total energy consumption since boot (in mJ).",
+                "Total energy consumption since boot (in mJ)",
                 &dcgm.total_energy_mj,
             ),
             (
                 "DCGM_FI_DEV_GPU_UTIL",
-                "GPU utilization (in %).",
+                "GPU utilization (in %)",
                 &dcgm.gpu_util_percent,
             ),
             (
                 "DCGM_FI_DEV_MEM_COPY_UTIL",
-                "Memory utilization (in %).",
+                "Memory utilization (in %)",
                 &dcgm.mem_copy_util_percent,
             ),
             (
                 "DCGM_FI_DEV_FB_USED",
-                "Framebuffer memory used (in MiB).",
+                "Framebuffer memory used (in MiB)",
                 &dcgm.fb_used_mib,
             ),
             (
                 "DCGM_FI_DEV_FB_FREE",
-                "Framebuffer memory free (in MiB).",
+                "Framebuffer memory free (in MiB)",
                 &dcgm.fb_free_mib,
             ),
             (
                 "DCGM_FI_DEV_GPU_TEMP",
-                "GPU temperature (in C).",
+                "GPU temperature (in C)",
                 &dcgm.gpu_temp_c,
             ),
             (
                 "DCGM_FI_DEV_SM_CLOCK",
-                "SM clock frequency (in MHz).",
+                "SM clock frequency (in MHz)",
                 &dcgm.sm_clock_mhz,
             ),
             (
                 "DCGM_FI_DEV_POWER_MGMT_LIMIT",
-                "Power management limit (in W).",
+                "Power management limit (in W)",
                 &dcgm.power_mgmt_limit_w,
             ),
         ] {

@@ -12,9 +12,9 @@ use verdant_crds::wire::AgentReport;
 
 use crate::attribution::pods::NodePods;
 use crate::attribution::{Attributor, PodLookup, Source};
+use crate::backend::GpuBackend;
 use crate::backend::nvml::NvmlBackend;
 use crate::backend::simulated::{DemandSource, NoPods, SimConfig, SimulatedBackend};
-use crate::backend::{BackendError, GpuBackend};
 use crate::cli::{BackendArgs, BackendKind, RunArgs, SampleArgs, SimPods};
 use crate::metrics::Metrics;
 use crate::report::{Reporter, ReporterConfig};
@@ -209,7 +209,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     );
     let handler_task = tokio::spawn(handle_windows(
         windows_rx,
-        attributor,
+        // The simulated backend assigns GPUs to pods itself.
+        (args.backend.backend == BackendKind::Nvml).then_some(attributor),
         holders,
         metrics.clone(),
         args.json_out.clone(),
@@ -245,14 +246,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 async fn handle_windows(
     mut windows: UnboundedReceiver<ClosedWindow>,
-    attributor: Attributor,
+    attributor: Option<Attributor>,
     holders: Holders,
     metrics: Arc<Metrics>,
     json_out: Option<PathBuf>,
     reports: Option<UnboundedSender<AgentReport>>,
 ) {
     while let Some(mut window) = windows.recv().await {
-        let source = attributor.attribute(&mut window).await;
+        let source = match &attributor {
+            Some(attributor) => attributor.attribute(&mut window).await,
+            None => Source::Backend,
+        };
         metrics.set_attribution_source(source.as_str());
         {
             let mut holders = holders.write().unwrap_or_else(|e| e.into_inner());
@@ -285,10 +289,4 @@ fn append_json_line(path: &PathBuf, window: &ClosedWindow, source: Source) -> st
         .append(true)
         .open(path)?;
     writeln!(file, "{line}")
-}
-
-impl From<BackendError> for std::io::Error {
-    fn from(e: BackendError) -> Self {
-        std::io::Error::other(e)
-    }
 }

@@ -323,7 +323,7 @@ fn json_out_without_an_operator() {
         (counter_j - integrated_j).abs() < 0.01,
         "{counter_j} vs {integrated_j}"
     );
-    assert_eq!(second["attribution"], "none");
+    assert_eq!(second["attribution"], "backend");
 }
 
 #[test]

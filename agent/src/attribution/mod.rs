@@ -21,7 +21,7 @@ use pods::NodePods;
 
 /// How a window's GPUs were attributed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     /// The backend knew (simulated).
     Backend,
