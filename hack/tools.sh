@@ -35,10 +35,20 @@ version_of() {
 
 bin_path() { echo "$CACHE/$1-$(version_of "$1")/$1"; }
 
-# What the projects' own Makefiles stamp in: helm's version, and the Kubernetes version
-# `helm template` and `helm lint` assume without a cluster (else v1.20, which fails
-# charts that require a newer kubeVersion).
+# What the projects' own builds stamp in. Kubernetes: the version the API server reports
+# (else v0.0.0-master, which fails a chart's kubeVersion check in `helm install`). helm: its
+# version, and the Kubernetes version `helm template` and `helm lint` assume without a
+# cluster (else v1.20).
 extra_ldflags() {
+  if [[ "${MODDIR[$1]}" == kube ]]; then
+    local v; v="$(version_of "$1")"
+    echo "-X k8s.io/component-base/version.gitVersion=$v" \
+      "-X k8s.io/component-base/version.gitMajor=$(echo "${v#v}" | cut -d. -f1)" \
+      "-X k8s.io/component-base/version.gitMinor=$(echo "$v" | cut -d. -f2)" \
+      "-X k8s.io/component-base/version.gitTreeState=clean" \
+      "-X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitTreeState=clean"
+    return 0
+  fi
   [[ "$1" == helm ]] || return 0
   local k8s minor
   k8s="$(awk '$1 == "k8s.io/client-go" { print $2; exit }' "$REPO/hack/tools/helm/go.mod")"

@@ -8,9 +8,11 @@
 //! cluster-scoped objects they create (nodes, EnergySites) carry the namespace's name.
 
 pub mod control_plane;
+pub mod helm;
 pub mod namespace;
 pub mod nodes;
 pub mod operator;
+pub mod service_account;
 pub mod wait;
 
 pub use control_plane::ControlPlane;

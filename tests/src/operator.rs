@@ -1,7 +1,7 @@
 //! The operator as a real process against a test control plane.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::ControlPlane;
@@ -18,15 +18,35 @@ impl OperatorProcess {
     /// Starts the operator binary (`env!("CARGO_BIN_EXE_e2e-operator")` in a test) with a
     /// 2-second cycle; `extra` flags are appended.
     pub fn start(plane: &ControlPlane, binary: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut args: Vec<String> = ["--cycle-seconds", "2", "--debounce-ms", "100"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Self::start_with_kubeconfig(plane.dir(), plane.kubeconfig(), binary, &args, &[])
+    }
+
+    /// Starts `binary run --http-addr 127.0.0.1:<free port> <args>` with `kubeconfig`
+    /// (for example one holding a ServiceAccount's token, to run the operator with exactly
+    /// that account's rights) and the extra environment `env`. The log goes to `log_dir`.
+    /// `args` must not contain `--http-addr`.
+    pub fn start_with_kubeconfig(
+        log_dir: &Path,
+        kubeconfig: &Path,
+        binary: &str,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let log = plane.dir().join(format!("operator-{port}.log"));
+        let log = log_dir.join(format!("operator-{port}.log"));
         let file = std::fs::File::create(&log)?;
         let child = Command::new(binary)
-            .args(["run", "--cycle-seconds", "2", "--debounce-ms", "100"])
+            .arg("run")
             .args(["--http-addr", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env("KUBECONFIG", plane.kubeconfig())
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,verdant_operator=debug,kube=warn")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .spawn()?;
@@ -35,6 +55,11 @@ impl OperatorProcess {
             log,
             http_url: format!("http://127.0.0.1:{port}"),
         })
+    }
+
+    /// Whether the process is still running (`false` once it exited, e.g. on a bad flag).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILLs the operator, as a node failure or an OOM kill would.
