@@ -16,7 +16,7 @@ pub struct Cli {
 enum Command {
     /// Run the operator: the TrainingJob controller, the green scheduling cycle and the
     /// HTTP server. Uses KUBECONFIG, or the in-cluster ServiceAccount.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions as YAML, for `kubectl apply --server-side -f -`.
     Crds,
     /// Print a site's modelled output for every time of a weather file, as CSV
@@ -58,7 +58,7 @@ pub fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Run(args) => {
                 init_tracing(args.log_format);
-                crate::run::run(args).await
+                crate::run::run(*args).await
             }
             Command::Energy(_) => unreachable!("handled before the runtime starts"),
             Command::Crds => {

@@ -57,6 +57,10 @@ pub struct RunArgs {
     /// The EnergySite controller and its forecast providers.
     #[command(flatten)]
     pub site: crate::site_controller::SiteArgs,
+
+    /// The agents' ingest endpoint, the energy store and the accounting.
+    #[command(flatten)]
+    pub ingest: crate::ingest::config::IngestArgs,
 }
 
 /// How logs are written.

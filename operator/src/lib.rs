@@ -7,6 +7,8 @@
 //! - [`workload`], [`constraints`], [`lifecycle`], [`supply`], [`status`]: pure helpers;
 //! - [`site_controller`]: each EnergySite's status (forecast, load, headroom, conditions);
 //! - [`energy`]: a site's plant, the forecast providers, `verdant-operator energy`;
+//! - [`ingest`]: the agents' reports (`POST /v1/reports`), billed into the store;
+//! - [`energy_status`]: `TrainingJob.status.energy` from the ledgers, and retention;
 //! - [`run`], [`server`], [`metrics`], [`config`]: the process around it;
 //! - [`web`]: the dashboard at `/` and its JSON API.
 //!
@@ -20,7 +22,9 @@ pub mod config;
 pub mod constraints;
 pub mod context;
 pub mod energy;
+pub mod energy_status;
 pub mod error;
+pub mod ingest;
 pub mod labels;
 pub mod lifecycle;
 pub mod metrics;

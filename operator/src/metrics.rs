@@ -51,6 +51,8 @@ pub struct Metrics {
     pub reconciliations: Counter,
     /// Pods bound by Verdant.
     pub pods_bound: Counter,
+    /// The agents' ingest endpoint and the energy store.
+    pub ingest: crate::ingest::metrics::IngestMetrics,
 }
 
 impl Default for Metrics {
@@ -73,6 +75,7 @@ impl Default for Metrics {
         let reconcile_errors = Family::<Labels, Counter>::default();
         let reconciliations = Counter::default();
         let pods_bound = Counter::default();
+        let ingest = crate::ingest::metrics::IngestMetrics::register(&mut registry);
         registry.register(
             "scheduling_cycle_duration_seconds",
             "Duration of one scheduling cycle",
@@ -173,6 +176,7 @@ impl Default for Metrics {
             reconcile_errors,
             reconciliations,
             pods_bound,
+            ingest,
         }
     }
 }

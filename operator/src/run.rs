@@ -141,6 +141,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let site_controller = crate::site_controller::run(ctx.clone(), args.site.clone());
+    let ingest = crate::ingest::run(ctx.clone(), args.ingest.clone());
     let controlling = controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
@@ -182,6 +183,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         site_controller.await;
         Ok("energysite controller")
     });
+    tasks.spawn(async move { ingest.await.map(|()| "ingest") });
     match tasks.join_next().await {
         Some(Ok(Ok("controller"))) => {
             info!("controller stopped (signal received); shutting down");

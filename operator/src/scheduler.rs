@@ -66,8 +66,11 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
     }
     record_deadline_slack(ctx, &built.snapshot.jobs, now_s);
     let engine_started = Instant::now();
-    let snapshot = built.snapshot;
-    let config = ctx.engine.clone();
+    let mut snapshot = built.snapshot;
+    // Measured power, where the agents report it, replaces the per-model estimates.
+    let mut config = ctx.engine.clone();
+    ctx.telemetry
+        .apply_measurements(&mut snapshot, &mut config, now_s);
     let decisions =
         match tokio::task::spawn_blocking(move || engine::run_cycle(&snapshot, &config)).await {
             Ok(decisions) => decisions,

@@ -104,12 +104,19 @@ pub fn set_condition(
     }
 }
 
-/// Writes the whole status with server-side apply under Verdant's field manager.
+/// Writes the whole status, except `energy`, with server-side apply under Verdant's field
+/// manager.
 pub async fn write(
     api: &Api<TrainingJob>,
     job: &TrainingJob,
     status: &TrainingJobStatus,
 ) -> Result<()> {
+    // status.energy belongs to the accounting (field manager `verdant-accounting`): left
+    // out here, this apply neither owns nor removes it.
+    let status = TrainingJobStatus {
+        energy: None,
+        ..status.clone()
+    };
     let patch = serde_json::json!({
         "apiVersion": "verdant.dev/v1alpha1",
         "kind": "TrainingJob",

@@ -1,0 +1,400 @@
+//! The agents' ingest endpoint: `POST /v1/reports` on `--ingest-addr` (plain HTTP).
+//!
+//! # Expected flow
+//! body size → token (TokenReview, cached) → JSON → values → the token's pod runs on the
+//! report's node → bill the window (site load, renewable share, jobs) → store (group
+//! commit) → `200` with the power limits for the node's GPUs. Then the measured power goes
+//! to the shared telemetry (site load, the engine's per-job and per-model watts) and the
+//! jobs billed are queued for a `status.energy` update.
+//!
+//! # Guarantees
+//! - `2xx` only after the report's transaction committed.
+//! - Idempotent on (node, window start): an identical retry gets `200` with
+//!   `duplicate: true`; different content for a stored window gets `409`.
+//! - Every refusal is a 4xx/5xx with an [`IngestError`](verdant_crds::wire::IngestError)
+//!   saying why, a count in `verdant_ingest_rejected_total{reason}` and a log line.
+//!
+//! # Caveats
+//! TLS is not terminated here: put the endpoint behind a mesh or a TLS-terminating proxy
+//! when the pod network is not trusted. The tokens are short-lived and audience-bound.
+
+pub mod auth;
+pub mod billing;
+pub mod config;
+pub mod metrics;
+pub mod rejection;
+pub mod validate;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use kube::runtime::reflector::ObjectRef;
+use tracing::{info, warn};
+use verdant_core::accounting::{J_PER_KWH, SiteWindow};
+use verdant_crds::TrainingJob;
+use verdant_crds::wire::{AgentReport, IngestResponse, MAX_REPORT_BYTES};
+use verdant_store::WriteOutcome;
+
+use crate::context::Context;
+use crate::energy_status::EnergyStatus;
+use crate::metrics::label;
+use crate::supply::{site_supply, supply_now_kw};
+use auth::Authenticator;
+use billing::{JobRef, SiteContext, SiteIndex, SiteIndexCache, bill};
+use rejection::Rejection;
+use writer::Writer;
+
+/// The ingest endpoint's state.
+pub struct Ingest {
+    ctx: Arc<Context>,
+    auth: Authenticator,
+    writer: Writer,
+    sites: SiteIndexCache,
+    energy_status: Arc<EnergyStatus>,
+    /// How old a window may be (the store's sample retention), ms.
+    max_age_ms: i64,
+}
+
+impl Ingest {
+    /// The endpoint over the operator's context.
+    pub fn new(
+        ctx: Arc<Context>,
+        auth: Authenticator,
+        writer: Writer,
+        energy_status: Arc<EnergyStatus>,
+        max_age: Duration,
+    ) -> Self {
+        Self {
+            ctx,
+            auth,
+            writer,
+            sites: SiteIndexCache::new(Duration::from_secs(5)),
+            energy_status,
+            max_age_ms: i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+/// Runs the ingest endpoint, its store writer and the `status.energy` loop; returns only
+/// when one of them stops (an error: they are critical).
+pub async fn run(ctx: Arc<Context>, args: config::IngestArgs) -> anyhow::Result<()> {
+    let store: writer::StoreCell = Arc::new(tokio::sync::OnceCell::new());
+    let energy_status = Arc::new(EnergyStatus::new(Duration::from_secs(
+        args.energy_status_seconds,
+    )));
+    let (writer, writer_task) = Writer::spawn(store.clone(), ctx.metrics.clone());
+    let auth = Authenticator::new(
+        ctx.client.clone(),
+        ctx.stores.pods.clone(),
+        args.agent_service_account.clone(),
+        Duration::from_secs(args.token_review_cache_seconds),
+    );
+    let ingest = Arc::new(Ingest::new(
+        ctx.clone(),
+        auth,
+        writer,
+        energy_status.clone(),
+        args.retention().samples,
+    ));
+    let accounting = crate::energy_status::run(
+        ctx.clone(),
+        store,
+        args.store_config(),
+        args.retention(),
+        energy_status,
+    );
+    let serving = async {
+        // Billing needs the sites, nodes, pods and jobs: a report taken before the caches
+        // are full would be stored unbilled. Until then agents buffer and retry.
+        wait_ready(&ctx.stores.jobs).await;
+        wait_ready(&ctx.stores.pods).await;
+        wait_ready(&ctx.stores.nodes).await;
+        wait_ready(&ctx.stores.sites).await;
+        serve(args.ingest_addr, ingest).await
+    };
+    tokio::select! {
+        result = serving => result.and(Err(anyhow::anyhow!("the ingest server stopped"))),
+        _ = writer_task => Err(anyhow::anyhow!("the energy store writer stopped")),
+        () = accounting => Err(anyhow::anyhow!("the energy status loop stopped")),
+    }
+}
+
+/// Waits for a cache's first full list (polled: the store keeps one waker only).
+async fn wait_ready<K: kube::Resource + Clone + 'static>(store: &kube::runtime::reflector::Store<K>)
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
+}
+
+/// The router, separate from the listener so tests and benches can serve it anywhere.
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    Router::new()
+        .route("/v1/reports", post(post_report))
+        .with_state(ingest)
+}
+
+/// Serves the endpoint until the process ends.
+pub async fn serve(addr: SocketAddr, ingest: Arc<Ingest>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr} for the agents' reports (--ingest-addr): {e}")
+    })?;
+    info!(%addr, "serving agent reports on POST /v1/reports");
+    axum::serve(
+        listener,
+        router(ingest).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn post_report(State(ingest): State<Arc<Ingest>>, request: Request) -> Response {
+    let started = Instant::now();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let mut node = None;
+    let result = handle(&ingest, request, &mut node).await;
+    let metrics = &ingest.ctx.metrics.ingest;
+    metrics
+        .request_duration
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(response) => (StatusCode::OK, axum::Json(response)).into_response(),
+        Err(rejection) => {
+            metrics
+                .rejected
+                .get_or_create(&label("reason", rejection.reason))
+                .inc();
+            warn!(
+                %peer,
+                node = node.as_deref().unwrap_or("?"),
+                reason = rejection.reason,
+                status = rejection.status.as_u16(),
+                error = %rejection.message,
+                "agent report refused"
+            );
+            rejection.into_response()
+        }
+    }
+}
+
+async fn handle(
+    ingest: &Ingest,
+    request: Request,
+    node: &mut Option<String>,
+) -> Result<IngestResponse, Rejection> {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared
+        && length > MAX_REPORT_BYTES as u64
+    {
+        return Err(too_large(length));
+    }
+    let authorization = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("<not text>"));
+    // The token first: nobody unauthenticated makes the operator parse a megabyte.
+    let identity = ingest.auth.authenticate(authorization).await?;
+
+    let bytes = read_body(body).await?;
+    let report: AgentReport = serde_json::from_slice(&bytes).map_err(|e| {
+        Rejection::malformed(format!("the body is not an agent report (JSON): {e}"))
+    })?;
+    *node = Some(report.node.clone());
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    validate::validate(&report, now_ms, ingest.max_age_ms)?;
+    ingest.auth.check(&identity, &report.node).await?;
+
+    let index = ingest.sites.get(|| {
+        SiteIndex::build(
+            &ingest.ctx.stores.nodes.state(),
+            &ingest.ctx.stores.sites.state(),
+        )
+    });
+    let site = site_context(ingest, &index, &report, now_ms);
+    let jobs = attribute(ingest, &report);
+    let billed = bill(&report, site.as_ref(), &jobs, now_ms);
+    for gpu in report.gpus.iter().filter(|g| g.energy_counter_reset) {
+        ingest.ctx.metrics.ingest.counter_resets.inc();
+        info!(node = %report.node, gpu = %gpu.uuid, energy_j = gpu.energy_j, "the GPU's energy counter went backwards (driver reload or GPU reset); this window's energy counts from the reset");
+    }
+
+    let outcome = ingest
+        .writer
+        .write(billed.write.clone())
+        .await
+        .map_err(|e| {
+            if e.is_unavailable() {
+                Rejection::store_unavailable(format!("{e}; retry later"))
+            } else {
+                Rejection {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    reason: "store_error",
+                    message: e.to_string(),
+                }
+            }
+        })?;
+    let metrics = &ingest.ctx.metrics.ingest;
+    match outcome {
+        WriteOutcome::Stored => {
+            metrics
+                .reports
+                .get_or_create(&label("outcome", "stored"))
+                .inc();
+            metrics.gpu_samples.inc_by(report.gpus.len() as u64);
+            let at_s = report.window_end_ms.div_euclid(1000);
+            let telemetry = &ingest.ctx.telemetry;
+            telemetry.record_node(&report.node, billed.node_gpu_power_w, at_s);
+            for (job, watts) in &billed.job_watts_per_gpu {
+                telemetry.record_job(job, *watts, at_s);
+            }
+            if let (Some(watts), Some(model)) =
+                (billed.busy_gpu_watts, index.node_model.get(&report.node))
+            {
+                telemetry.record_model(model, watts, at_s);
+            }
+            for c in &billed.write.charges {
+                ingest.ctx.metrics.record_energy(
+                    &c.namespace,
+                    &c.site,
+                    c.renewable_j / J_PER_KWH,
+                    c.grid_j / J_PER_KWH,
+                    c.co2_g,
+                );
+            }
+            ingest
+                .energy_status
+                .mark(billed.write.charges.iter().map(|c| c.job_uid.clone()));
+            // verdant_energy_kwh_total / verdant_co2_grams_total, counted once per stored
+            // window (never for duplicates), for the per-namespace dashboards.
+            for charge in &billed.write.charges {
+                ingest.ctx.metrics.record_energy(
+                    &charge.namespace,
+                    &charge.site,
+                    charge.renewable_j / J_PER_KWH,
+                    charge.grid_j / J_PER_KWH,
+                    charge.co2_g,
+                );
+            }
+        }
+        WriteOutcome::Duplicate => {
+            metrics
+                .reports
+                .get_or_create(&label("outcome", "duplicate"))
+                .inc();
+        }
+        WriteOutcome::Conflict => {
+            return Err(Rejection::replayed(format!(
+                "node {} already reported the window starting at {} ms with different content; a window is accepted once",
+                report.node, report.window_start_ms
+            )));
+        }
+    }
+    Ok(IngestResponse {
+        accepted: true,
+        duplicate: outcome == WriteOutcome::Duplicate,
+        power_limits: billed.power_limits,
+    })
+}
+
+fn too_large(length: u64) -> Rejection {
+    Rejection::too_large(format!(
+        "the report is {length} bytes; at most {MAX_REPORT_BYTES} are accepted. Send fewer GPUs or shorter windows per report"
+    ))
+}
+
+async fn read_body(body: Body) -> Result<axum::body::Bytes, Rejection> {
+    axum::body::to_bytes(body, MAX_REPORT_BYTES)
+        .await
+        .map_err(|e| {
+            let over_limit =
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            if over_limit {
+                Rejection::too_large(format!(
+                    "the report is over {MAX_REPORT_BYTES} bytes, the most accepted"
+                ))
+            } else {
+                Rejection::malformed(format!("reading the body failed: {e}"))
+            }
+        })
+}
+
+/// The site of the report's node and the window it is billed with.
+fn site_context(
+    ingest: &Ingest,
+    index: &SiteIndex,
+    report: &AgentReport,
+    now_ms: i64,
+) -> Option<SiteContext> {
+    let site_name = index.node_site.get(&report.node)?;
+    let site = index.sites.get(site_name)?;
+    let nodes = index
+        .site_nodes
+        .get(site_name)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let now_s = now_ms.div_euclid(1000);
+    let own_w: f64 = report.gpus.iter().map(|g| g.mean_power_w).sum();
+    let others_w: f64 = nodes
+        .iter()
+        .filter(|n| **n != report.node)
+        .filter_map(|n| ingest.ctx.telemetry.node_gpu_power_w(n, now_s))
+        .sum();
+    let middle_s = (report.window_start_ms + report.window_end_ms).div_euclid(2000);
+    let supply_kw = supply_now_kw(&site_supply(site, middle_s), middle_s);
+    Some(SiteContext {
+        name: site_name.clone(),
+        window: SiteWindow {
+            gpu_power_w: own_w + others_w,
+            base_power_w: ingest.ctx.node_base_watts * nodes.len() as f64,
+            pue: site.spec.pue,
+            renewable_supply_w: supply_kw * 1000.0,
+            grid_carbon_g_per_kwh: site.spec.grid.carbon_intensity_g_per_kwh,
+        },
+    })
+}
+
+/// The TrainingJob of each GPU's pod, by position in the report.
+fn attribute(ingest: &Ingest, report: &AgentReport) -> HashMap<usize, JobRef> {
+    let stores = &ingest.ctx.stores;
+    let job = |namespace: &str, name: &str| -> Option<Arc<TrainingJob>> {
+        stores.jobs.get(&ObjectRef::new(name).within(namespace))
+    };
+    let mut jobs = HashMap::new();
+    for (i, gpu) in report.gpus.iter().enumerate() {
+        let Some(pod_ref) = &gpu.pod else { continue };
+        let Some(pod) = stores
+            .pods
+            .get(&ObjectRef::new(&pod_ref.name).within(&pod_ref.namespace))
+        else {
+            continue;
+        };
+        if let Some(job_ref) = billing::job_of_pod(&pod, job) {
+            jobs.insert(i, job_ref);
+        }
+    }
+    jobs
+}

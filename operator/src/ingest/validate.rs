@@ -1,0 +1,235 @@
+//! Checks a report's content before anything is stored. Pure.
+
+use std::collections::HashSet;
+
+use verdant_crds::wire::{AgentReport, GpuWindow, REPORT_SCHEMA};
+
+use super::rejection::Rejection;
+
+/// The longest report window accepted, ms.
+pub const MAX_WINDOW_MS: i64 = 3_600_000;
+/// How far in the future a window may end (clock skew between node and operator), ms.
+pub const MAX_CLOCK_SKEW_MS: i64 = 300_000;
+/// The most GPUs in one report.
+pub const MAX_GPUS: usize = 256;
+
+/// Checks a report. `max_age_ms` is how old a window may be: older ones could no longer
+/// be told from replays, since their idempotency keys are purged with the samples.
+pub fn validate(report: &AgentReport, now_ms: i64, max_age_ms: i64) -> Result<(), Rejection> {
+    if report.schema != REPORT_SCHEMA {
+        return Err(Rejection::invalid(format!(
+            "report schema {} is not supported; this operator reads schema {REPORT_SCHEMA}. Upgrade the operator or the agent so they match",
+            report.schema
+        )));
+    }
+    if report.node.is_empty() || report.node.len() > 253 {
+        return Err(Rejection::invalid(
+            "node must be the Kubernetes node name (1 to 253 characters)",
+        ));
+    }
+    let duration_ms = report.window_end_ms - report.window_start_ms;
+    if duration_ms <= 0 || duration_ms > MAX_WINDOW_MS {
+        return Err(Rejection::invalid(format!(
+            "window [{}, {}) ms must be longer than 0 and at most {MAX_WINDOW_MS} ms",
+            report.window_start_ms, report.window_end_ms
+        )));
+    }
+    if report.window_end_ms > now_ms + MAX_CLOCK_SKEW_MS {
+        return Err(Rejection::stale(format!(
+            "window ends at {} ms, {} s in the future: check the node's clock (NTP)",
+            report.window_end_ms,
+            (report.window_end_ms - now_ms) / 1000
+        )));
+    }
+    if report.window_start_ms < now_ms - max_age_ms {
+        return Err(Rejection::stale(format!(
+            "window starts at {} ms, older than the {} h the store keeps report keys: it cannot be told from a replay and is refused",
+            report.window_start_ms,
+            max_age_ms / 3_600_000
+        )));
+    }
+    if report.gpus.len() > MAX_GPUS {
+        return Err(Rejection::invalid(format!(
+            "{} GPUs in one report; at most {MAX_GPUS}",
+            report.gpus.len()
+        )));
+    }
+    let mut uuids = HashSet::with_capacity(report.gpus.len());
+    for gpu in &report.gpus {
+        if !uuids.insert(gpu.uuid.as_str()) {
+            return Err(Rejection::invalid(format!(
+                "GPU {} appears twice in the report",
+                gpu.uuid
+            )));
+        }
+        validate_gpu(gpu, duration_ms).map_err(|message| {
+            Rejection::invalid(format!("GPU {} ({}): {message}", gpu.index, gpu.uuid))
+        })?;
+    }
+    Ok(())
+}
+
+fn validate_gpu(gpu: &GpuWindow, duration_ms: i64) -> Result<(), String> {
+    if gpu.uuid.is_empty() || gpu.uuid.len() > 128 {
+        return Err("uuid must be 1 to 128 characters".into());
+    }
+    let non_negative = [
+        ("meanPowerW", gpu.mean_power_w),
+        ("maxPowerW", gpu.max_power_w),
+        ("energyJ", gpu.energy_j),
+        ("powerLimitW", gpu.power_limit_w),
+        ("defaultPowerLimitW", gpu.default_power_limit_w),
+        ("minPowerLimitW", gpu.min_power_limit_w),
+        ("maxPowerLimitW", gpu.max_power_limit_w),
+    ];
+    for (field, value) in non_negative {
+        if !value.is_finite() {
+            return Err(format!("{field} is not a number"));
+        }
+        if value < 0.0 {
+            return Err(format!(
+                "{field} is {value}: power and energy cannot be negative"
+            ));
+        }
+    }
+    for (field, value) in [
+        ("meanGpuUtilPercent", gpu.mean_gpu_util_percent),
+        ("meanMemUtilPercent", gpu.mean_mem_util_percent),
+    ] {
+        if !(0.0..=100.0).contains(&value) {
+            return Err(format!("{field} is {value}: expected 0 to 100"));
+        }
+    }
+    if !gpu.temperature_c.is_finite() {
+        return Err("temperatureC is not a number".into());
+    }
+    // Energy beyond what the GPU can draw in the window is a misread counter (e.g. a
+    // reset taken for a huge delta), not a measurement.
+    let ceiling_w = gpu
+        .max_power_limit_w
+        .max(gpu.power_limit_w)
+        .max(gpu.max_power_w);
+    let duration_s = duration_ms as f64 / 1000.0;
+    if ceiling_w > 0.0 && gpu.energy_j > ceiling_w * 1.5 * duration_s + 1.0 {
+        return Err(format!(
+            "energyJ {} is more than this GPU can draw in {duration_s} s (at most {ceiling_w} W); if the energy counter went backwards, report the energy since the reset and set energyCounterReset",
+            gpu.energy_j
+        ));
+    }
+    if let Some(pod) = &gpu.pod
+        && (pod.namespace.is_empty() || pod.name.is_empty())
+    {
+        return Err("pod needs a namespace and a name".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use verdant_crds::wire::PodRef;
+
+    pub(crate) const NOW_MS: i64 = 1_795_953_600_000;
+
+    pub(crate) fn gpu(index: u32, watts: f64) -> GpuWindow {
+        GpuWindow {
+            uuid: format!("GPU-{index}"),
+            index,
+            model: "NVIDIA H100 80GB HBM3".into(),
+            samples: 10,
+            mean_power_w: watts,
+            max_power_w: watts,
+            energy_j: watts * 10.0,
+            energy_counter_reset: false,
+            mean_gpu_util_percent: 50.0,
+            mean_mem_util_percent: 20.0,
+            memory_used_bytes: 1,
+            memory_total_bytes: 2,
+            temperature_c: 50.0,
+            sm_clock_mhz: 1500,
+            power_limit_w: 700.0,
+            default_power_limit_w: 700.0,
+            min_power_limit_w: 200.0,
+            max_power_limit_w: 700.0,
+            pod: Some(PodRef {
+                namespace: "ml".into(),
+                name: "llama-0".into(),
+                container: "trainer".into(),
+            }),
+        }
+    }
+
+    pub(crate) fn report(gpus: Vec<GpuWindow>) -> AgentReport {
+        AgentReport {
+            schema: REPORT_SCHEMA,
+            node: "gpu-1".into(),
+            agent_version: "0.1.0".into(),
+            window_start_ms: NOW_MS - 10_000,
+            window_end_ms: NOW_MS,
+            gpus,
+        }
+    }
+
+    const WEEK_MS: i64 = 7 * 86_400_000;
+
+    fn reason(r: &AgentReport) -> String {
+        validate(r, NOW_MS, WEEK_MS).unwrap_err().message
+    }
+
+    #[test]
+    fn a_sound_report_passes() {
+        validate(&report(vec![gpu(0, 650.0), gpu(1, 0.0)]), NOW_MS, WEEK_MS).unwrap();
+    }
+
+    #[test]
+    fn impossible_values_are_explained() {
+        let mut negative = gpu(0, 650.0);
+        negative.mean_power_w = -5.0;
+        assert!(
+            reason(&report(vec![negative]))
+                .contains("meanPowerW is -5: power and energy cannot be negative")
+        );
+
+        let mut nan = gpu(0, 650.0);
+        nan.energy_j = f64::NAN;
+        assert!(reason(&report(vec![nan])).contains("energyJ is not a number"));
+
+        let mut huge = gpu(0, 650.0);
+        huge.energy_j = 4.0e9; // a counter going backwards misread as a delta
+        assert!(reason(&report(vec![huge])).contains("energyCounterReset"));
+
+        assert!(reason(&report(vec![gpu(0, 1.0), gpu(0, 2.0)])).contains("appears twice"));
+
+        let mut util = gpu(0, 650.0);
+        util.mean_gpu_util_percent = 130.0;
+        assert!(reason(&report(vec![util])).contains("expected 0 to 100"));
+    }
+
+    #[test]
+    fn windows_must_be_sane_and_recent() {
+        let mut r = report(vec![gpu(0, 1.0)]);
+        r.window_end_ms = r.window_start_ms;
+        assert!(reason(&r).contains("longer than 0"));
+        let mut r = report(vec![gpu(0, 1.0)]);
+        r.window_start_ms = NOW_MS + 3_600_000;
+        r.window_end_ms = NOW_MS + 3_610_000;
+        let rejection = validate(&r, NOW_MS, WEEK_MS).unwrap_err();
+        assert_eq!(rejection.reason, "stale");
+        assert!(rejection.message.contains("future"));
+        let mut r = report(vec![gpu(0, 1.0)]);
+        r.window_start_ms = NOW_MS - WEEK_MS - 20_000;
+        r.window_end_ms = NOW_MS - WEEK_MS - 10_000;
+        assert!(reason(&r).contains("cannot be told from a replay"));
+        let mut r = report(vec![gpu(0, 1.0)]);
+        r.schema = 9;
+        assert!(reason(&r).contains("schema 9"));
+    }
+
+    #[test]
+    fn a_counter_reset_with_energy_since_the_reset_is_fine() {
+        let mut reset = gpu(0, 650.0);
+        reset.energy_counter_reset = true;
+        reset.energy_j = 1200.0;
+        validate(&report(vec![reset]), NOW_MS, WEEK_MS).unwrap();
+    }
+}
