@@ -9,7 +9,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/$(STATE)/kubeconfig
 TOOLS_BIN = $(shell hack/tools.sh --print-dir)/bin
 KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) $(TOOLS_BIN)/kubectl
 
-.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e
+.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e postgres bench-store
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -43,12 +43,20 @@ lint: ## rustfmt, clippy -D warnings, and the CRD manifests match the types
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit: ## Unit and property tests (no cluster)
-	$(CARGO) test --workspace --locked --exclude verdant-tests
+# A fresh database on the private PostgreSQL (hack/postgres.sh) for each run of the tests
+# that need one; exported as VERDANT_TEST_POSTGRES_URL.
+WITH_POSTGRES = VERDANT_TEST_POSTGRES_URL="$$(hack/postgres.sh up)"
 
-e2e: tools ## End-to-end tests against a real control plane (each run starts its own)
+postgres: ## Start the private PostgreSQL of the tests and benches (installs Debian's if missing)
+	@hack/postgres.sh up >/dev/null
+	@hack/postgres.sh status
+
+unit: postgres ## Unit and property tests, and the store on SQLite and PostgreSQL (no cluster)
+	$(WITH_POSTGRES) $(CARGO) test --workspace --locked --exclude verdant-tests
+
+e2e: tools postgres ## End-to-end tests against a real control plane (each run starts its own)
 	@hack/tools.sh helm
-	$(CARGO) test -p verdant-tests --locked -- --test-threads=4
+	$(WITH_POSTGRES) $(CARGO) test -p verdant-tests --locked -- --test-threads=4
 
 bench: ## Criterion benchmarks of the pure engine and models (release)
 	$(CARGO) bench -p verdant-core
@@ -57,6 +65,9 @@ bench-e2e: tools ## 200 TrainingJobs on a 500-node KWOK cluster, to every pod bo
 	$(CARGO) build --release -p verdant-tests --bins
 	target/release/bench-e2e-placement
 
-test: tools lint ## Everything CI runs
+bench-store: postgres ## Ingest throughput of the energy store, SQLite and PostgreSQL (release)
+	$(WITH_POSTGRES) $(CARGO) bench -p verdant-store --bench ingest_throughput
+
+test: tools lint postgres ## Everything CI runs
 	@hack/tools.sh helm
-	$(CARGO) test --workspace --locked --no-fail-fast
+	$(WITH_POSTGRES) $(CARGO) test --workspace --locked --no-fail-fast

@@ -12,6 +12,16 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The prefix of numbered SQL parameters: PostgreSQL only knows `$N`; SQLite reads
+    /// `$N` as a *named* parameter, looked up by a linear scan per parameter while a
+    /// statement is prepared (quadratic in a multi-row insert), while `?N` is numbered.
+    pub fn placeholder(self) -> char {
+        match self {
+            Backend::Sqlite => '?',
+            Backend::Postgres => '$',
+        }
+    }
+
     /// `sqlite` or `postgres`, for metrics and messages.
     pub fn name(self) -> &'static str {
         match self {

@@ -24,7 +24,7 @@ impl Store {
             .begin()
             .await
             .map_err(|e| Error::from_sqlx("starting a transaction", e))?;
-        let outcomes = write_in(&mut tx, writes).await?;
+        let outcomes = write_in(&mut tx, writes, self.backend().placeholder()).await?;
         tx.commit()
             .await
             .map_err(|e| Error::from_sqlx("committing a batch of reports", e))?;
@@ -35,6 +35,7 @@ impl Store {
 async fn write_in(
     tx: &mut Transaction<'static, Any>,
     writes: &[ReportWrite],
+    p: char,
 ) -> Result<Vec<WriteOutcome>> {
     // The first report of each key in the batch competes for the key; later ones with the
     // same key are compared with whatever ends up stored.
@@ -48,7 +49,7 @@ async fn write_in(
         }
     }
 
-    let inserted = insert_reports(tx, writes, &candidates).await?;
+    let inserted = insert_reports(tx, writes, &candidates, p).await?;
     let mut stored_hash: HashMap<(&str, i64), String> = HashMap::new();
     let mut outcomes = vec![WriteOutcome::Duplicate; writes.len()];
     for &i in &candidates {
@@ -101,9 +102,9 @@ async fn write_in(
         .map(|(w, _)| w)
         .collect();
     let samples: Vec<&GpuSample> = stored.iter().flat_map(|w| &w.samples).collect();
-    insert_samples(tx, &samples).await?;
-    upsert_hourly(tx, &samples).await?;
-    upsert_ledgers(tx, &stored).await?;
+    insert_samples(tx, &samples, p).await?;
+    upsert_hourly(tx, &samples, p).await?;
+    upsert_ledgers(tx, &stored, p).await?;
     Ok(outcomes)
 }
 
@@ -112,11 +113,13 @@ async fn insert_reports(
     tx: &mut Transaction<'static, Any>,
     writes: &[ReportWrite],
     indices: &[usize],
+    p: char,
 ) -> Result<HashSet<(String, i64)>> {
     const COLUMNS: &str = "node, window_start_ms, window_end_ms, received_ms, agent_version, content_hash, gpu_count, site, site_gpu_power_w, site_base_power_w, site_pue, site_renewable_supply_w, site_grid_carbon_g_per_kwh, renewable_share";
     let mut inserted = HashSet::new();
     for (start, len) in chunks(indices.len()) {
         let sql = values_sql(
+            p,
             &format!("INSERT INTO reports ({COLUMNS})"),
             14,
             len,
@@ -159,10 +162,20 @@ async fn insert_reports(
     Ok(inserted)
 }
 
-async fn insert_samples(tx: &mut Transaction<'static, Any>, samples: &[&GpuSample]) -> Result<()> {
+async fn insert_samples(
+    tx: &mut Transaction<'static, Any>,
+    samples: &[&GpuSample],
+    p: char,
+) -> Result<()> {
     const COLUMNS: &str = "node, window_start_ms, window_end_ms, gpu_uuid, gpu_index, model, samples, mean_power_w, max_power_w, energy_j, energy_counter_reset, mean_gpu_util_percent, mean_mem_util_percent, memory_used_bytes, memory_total_bytes, temperature_c, sm_clock_mhz, power_limit_w, pod_namespace, pod_name, container, job_uid";
     for (start, len) in chunks(samples.len()) {
-        let sql = values_sql(&format!("INSERT INTO gpu_samples ({COLUMNS})"), 22, len, "");
+        let sql = values_sql(
+            p,
+            &format!("INSERT INTO gpu_samples ({COLUMNS})"),
+            22,
+            len,
+            "",
+        );
         let mut query = sqlx::query(AssertSqlSafe(sql));
         for s in &samples[start..start + len] {
             let pod = s.pod.as_ref();
@@ -200,7 +213,11 @@ async fn insert_samples(tx: &mut Transaction<'static, Any>, samples: &[&GpuSampl
 
 /// Adds the samples to their hours. Summed here first: one statement may not touch the
 /// same row twice (PostgreSQL refuses it).
-async fn upsert_hourly(tx: &mut Transaction<'static, Any>, samples: &[&GpuSample]) -> Result<()> {
+async fn upsert_hourly(
+    tx: &mut Transaction<'static, Any>,
+    samples: &[&GpuSample],
+    p: char,
+) -> Result<()> {
     struct Hour<'a> {
         model: &'a str,
         windows: i64,
@@ -234,6 +251,7 @@ async fn upsert_hourly(tx: &mut Transaction<'static, Any>, samples: &[&GpuSample
     }
     for (start, len) in chunks(order.len()) {
         let sql = values_sql(
+            p,
             "INSERT INTO gpu_hourly (node, gpu_uuid, hour_start_ms, model, windows, covered_ms, energy_j, max_power_w, gpu_util_percent_ms)",
             9,
             len,
@@ -268,7 +286,11 @@ async fn upsert_hourly(tx: &mut Transaction<'static, Any>, samples: &[&GpuSample
 }
 
 /// Adds each report's charges to the jobs' ledgers (summed per job first).
-async fn upsert_ledgers(tx: &mut Transaction<'static, Any>, stored: &[&ReportWrite]) -> Result<()> {
+async fn upsert_ledgers(
+    tx: &mut Transaction<'static, Any>,
+    stored: &[&ReportWrite],
+    p: char,
+) -> Result<()> {
     struct Sum<'a> {
         namespace: &'a str,
         name: &'a str,
@@ -314,6 +336,7 @@ async fn upsert_ledgers(tx: &mut Transaction<'static, Any>, stored: &[&ReportWri
     }
     for (start, len) in chunks(order.len()) {
         let sql = values_sql(
+            p,
             "INSERT INTO job_ledgers (job_uid, job_namespace, job_name, site, energy_j, renewable_j, grid_j, co2_g, first_window_start_ms, last_window_end_ms, updated_ms)",
             11,
             len,
@@ -351,8 +374,15 @@ async fn upsert_ledgers(tx: &mut Transaction<'static, Any>, stored: &[&ReportWri
     Ok(())
 }
 
-/// `prefix VALUES ($1, …, $k), (…) suffix` for `rows` rows of `columns` values.
-pub(crate) fn values_sql(prefix: &str, columns: usize, rows: usize, suffix: &str) -> String {
+/// `prefix VALUES ($1, …, $k), (…) suffix` for `rows` rows of `columns` values, with
+/// `p` (`$` or `?`) before each number.
+pub(crate) fn values_sql(
+    p: char,
+    prefix: &str,
+    columns: usize,
+    rows: usize,
+    suffix: &str,
+) -> String {
     let mut sql = String::with_capacity(prefix.len() + suffix.len() + rows * columns * 6);
     sql.push_str(prefix);
     sql.push_str(" VALUES ");
@@ -367,7 +397,7 @@ pub(crate) fn values_sql(prefix: &str, columns: usize, rows: usize, suffix: &str
                 sql.push_str(", ");
             }
             n += 1;
-            sql.push('$');
+            sql.push(p);
             sql.push_str(&n.to_string());
         }
         sql.push(')');
@@ -409,7 +439,7 @@ mod tests {
     #[test]
     fn values_sql_numbers_placeholders() {
         assert_eq!(
-            values_sql("INSERT INTO t (a, b)", 2, 2, "ON CONFLICT DO NOTHING"),
+            values_sql('$', "INSERT INTO t (a, b)", 2, 2, "ON CONFLICT DO NOTHING"),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
         );
     }

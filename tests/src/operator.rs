@@ -12,6 +12,8 @@ pub struct OperatorProcess {
     log: PathBuf,
     /// Base URL of its HTTP server (`/metrics`, `/livez`, `/readyz`).
     pub http_url: String,
+    /// Base URL of its agents' ingest endpoint (`POST /v1/reports`).
+    pub ingest_url: String,
 }
 
 impl OperatorProcess {
@@ -29,7 +31,9 @@ impl OperatorProcess {
     /// Starts `binary run --http-addr 127.0.0.1:<free port> <args>` with `kubeconfig`
     /// (for example one holding a ServiceAccount's token, to run the operator with exactly
     /// that account's rights) and the extra environment `env`. The log goes to `log_dir`.
-    /// `args` must not contain `--http-addr`.
+    /// `args` must not contain `--http-addr`. Without `--ingest-addr` and `--database-url`
+    /// in `args`, the ingest endpoint gets a free port and the store a SQLite file in
+    /// `log_dir`.
     pub fn start_with_kubeconfig(
         log_dir: &Path,
         kubeconfig: &Path,
@@ -40,10 +44,36 @@ impl OperatorProcess {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = log_dir.join(format!("operator-{port}.log"));
         let file = std::fs::File::create(&log)?;
+        // Operators of parallel tests must not share the ingest port or the energy store:
+        // unless the caller chose them, each gets a free port and a SQLite file of its own.
+        let mut args = args.to_vec();
+        let given = |args: &[String], flag: &str| {
+            args.iter()
+                .position(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        };
+        let ingest_addr = match given(&args, "--ingest-addr") {
+            Some(i) => match args[i].split_once('=') {
+                Some((_, addr)) => addr.to_owned(),
+                None => args.get(i + 1).cloned().unwrap_or_default(),
+            },
+            None => {
+                let ingest_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+                let addr = format!("127.0.0.1:{ingest_port}");
+                args.extend(["--ingest-addr".to_owned(), addr.clone()]);
+                addr
+            }
+        };
+        if given(&args, "--database-url").is_none() {
+            let database = log_dir.join(format!("energy-{port}.db"));
+            args.extend([
+                "--database-url".to_owned(),
+                format!("sqlite://{}", database.display()),
+            ]);
+        }
         let child = Command::new(binary)
             .arg("run")
             .args(["--http-addr", &format!("127.0.0.1:{port}")])
-            .args(args)
+            .args(&args)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,verdant_operator=debug,kube=warn")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -54,6 +84,7 @@ impl OperatorProcess {
             child,
             log,
             http_url: format!("http://127.0.0.1:{port}"),
+            ingest_url: format!("http://{ingest_addr}"),
         })
     }
 
