@@ -6,6 +6,10 @@ need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
+# The dashboard tests: a real Prometheus (prometheus, promtool) and headless Chromium.
+# Verdant starts its own Prometheus processes; the package's service is not used.
+{ command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
+command -v chromium >/dev/null || need+=(chromium)
 command -v go >/dev/null || { echo "error: Go 1.26 is required (https://go.dev/doc/install)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "error: Rust (cargo) is required (https://rustup.rs)" >&2; exit 1; }
 if [[ ${#need[@]} -gt 0 ]]; then

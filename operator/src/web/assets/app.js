@@ -39,8 +39,24 @@ function watts(value) {
   return Math.round(value).toLocaleString("en-US") + " W";
 }
 
+function energy(kwh) {
+  if (kwh < 1) return (kwh * 1000).toFixed(kwh < 0.01 ? 1 : 0) + " Wh";
+  return kwh.toLocaleString("en-US", { maximumFractionDigits: kwh < 100 ? 2 : 0 }) + " kWh";
+}
+
+function grams(g) {
+  return g < 1000 ? Math.round(g) + " g" : (g / 1000).toFixed(g < 10000 ? 2 : 1) + " kg";
+}
+
 function percent(value) {
-  return value === null || value === undefined ? "–" : value.toFixed(value < 10 ? 1 : 0) + " %";
+  if (value === null || value === undefined) return "–";
+  return value.toFixed(value > 0 && value < 10 ? 1 : 0) + " %";
+}
+
+// Short labels for chart axes: 750 kW, 1.5 MW.
+function axisKw(value) {
+  if (value >= 1000) return +(value / 1000).toFixed(2) + " MW";
+  return +value.toFixed(1) + " kW";
 }
 
 function ago(seconds) {
@@ -63,7 +79,7 @@ function niceMax(value) {
 // dashed line, so a glance shows when supply will cover the load.
 function forecastChart(site) {
   const width = 520, height = 150;
-  const left = 46, right = 8, top = 10, bottom = 20;
+  const left = 52, right = 8, top = 10, bottom = 20;
   const plotW = width - left - right, plotH = height - top - bottom;
   const hours = site.forecast;
   const chart = svg("svg", {
@@ -84,7 +100,7 @@ function forecastChart(site) {
   for (const fraction of [0, 0.5, 1]) {
     const value = max * fraction;
     chart.append(svg("line", { x1: left, x2: width - right, y1: y(value), y2: y(value), class: "grid" }));
-    chart.append(svg("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end", class: "axis" }, kw(value)));
+    chart.append(svg("text", { x: left - 6, y: y(value) + 4, "text-anchor": "end", class: "axis" }, axisKw(value)));
   }
   hours.forEach((hour, i) => {
     const x = left + i * barW + 0.5;
@@ -143,9 +159,10 @@ function siteCard(site) {
       el("span", { class: "small" }, share === null ? "no load" : `renewables cover ${percent(share)} of the load`)),
     forecastChart(site),
     el("div", { class: "legend small muted" },
-      el("span", { class: "swatch solar" }), "solar ", el("span", { class: "swatch wind" }), "wind ",
-      el("span", { class: "swatch load" }), "load · ",
-      `${site.nodes} nodes, ${site.gpusInUse}/${site.gpus} GPUs busy · PUE ${site.pue} · grid ${site.gridCarbonGPerKwh} g/kWh · forecast ${ago(site.forecastAgeSeconds)}`),
+      el("span", { class: "swatch solar" }), "solar", el("span", { class: "swatch wind" }), "wind",
+      el("span", { class: "swatch load" }), "load now"),
+    el("div", { class: "small muted" },
+      `${site.nodes} nodes, ${site.gpusInUse}/${site.gpus} GPUs busy · PUE ${site.pue} · grid ${site.gridCarbonGPerKwh} gCO₂/kWh · forecast refreshed ${ago(site.forecastAgeSeconds)}`),
     notReady ? el("p", { class: "warn small" }, `${notReady.reason}: ${notReady.message}`) : null,
     degraded ? el("p", { class: "warn small" }, `${degraded.reason}: ${degraded.message}`) : null);
 }
@@ -169,8 +186,8 @@ function jobRow(job) {
     el("td", { class: "num" }, `${job.replicas} × ${job.gpusPerReplica}`),
     el("td", { class: "small" }, job.policy),
     el("td", { class: "num" }, renewable),
-    el("td", { class: "num small" }, job.energyKwh === null ? "–" : `${job.energyKwh.toFixed(2)} kWh`,
-      job.co2Grams === null ? null : el("div", { class: "muted" }, `${Math.round(job.co2Grams)} g CO₂`)),
+    el("td", { class: "num small" }, job.energyKwh === null ? "–" : energy(job.energyKwh),
+      job.co2Grams === null ? null : el("div", { class: "muted" }, `${grams(job.co2Grams)} CO₂`)),
     el("td", { class: "decision" },
       reason ? el("span", { class: "reason" }, reason) : null,
       el("div", { class: "message small", title: message }, message),
@@ -206,7 +223,7 @@ function renderSummary(sites, jobs) {
     metric("Load now", kw(load)),
     metric("Renewable share", load > 0 ? percent((covered / load) * 100) : "–"),
     metric("Running", count("Running") + count("Starting")),
-    metric("Deferred", count("Deferred") + count("Pending")));
+    metric("Waiting", count("Deferred") + count("Pending") + count("Suspended")));
   const phases = {};
   for (const job of jobs) phases[job.phase] = (phases[job.phase] || 0) + 1;
   document.getElementById("job-counts").textContent =
