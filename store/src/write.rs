@@ -374,8 +374,8 @@ async fn upsert_ledgers(
     Ok(())
 }
 
-/// `prefix VALUES ($1, …, $k), (…) suffix` for `rows` rows of `columns` values, with
-/// `p` (`$` or `?`) before each number.
+/// `prefix VALUES ($1, …, $k), (…) suffix` for `rows` rows of `columns` values: `$N`
+/// when `p` is `$`, plain `?` (in order) when it is `?`.
 pub(crate) fn values_sql(
     p: char,
     prefix: &str,
@@ -398,7 +398,9 @@ pub(crate) fn values_sql(
             }
             n += 1;
             sql.push(p);
-            sql.push_str(&n.to_string());
+            if p == '$' {
+                sql.push_str(&n.to_string());
+            }
         }
         sql.push(')');
     }
@@ -434,6 +436,14 @@ mod tests {
         assert_eq!(c.iter().map(|(_, l)| l).sum::<usize>(), 600);
         assert_eq!(c[0], (0, 256));
         assert_eq!(c[2], (512, 64));
+    }
+
+    #[test]
+    fn values_sql_writes_plain_placeholders_for_sqlite() {
+        assert_eq!(
+            values_sql('?', "INSERT INTO t (a, b)", 2, 2, ""),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"
+        );
     }
 
     #[test]
