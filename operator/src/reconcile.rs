@@ -30,7 +30,7 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 use verdant_core::placement::Action;
-use verdant_crds::{GreenPolicy, JobPhase, TrainingJob, TrainingJobStatus};
+use verdant_crds::{JobPhase, TrainingJob, TrainingJobStatus};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -255,10 +255,10 @@ async fn running_gang(
     let (decision, _) = j.ctx.plan.for_job(&id);
     if let Some(decision) = &decision {
         match &decision.action {
-            Action::Suspend
-                if job.spec.energy.policy == GreenPolicy::GreenOnly
-                    && job.spec.energy.interruptible =>
-            {
+            // The engine suspends interruptible jobs only: GreenOnly ones in a brown-out,
+            // GreenPreferred ones with slack in a brown-out or to make room for a job at
+            // its latest start.
+            Action::Suspend if job.spec.energy.interruptible => {
                 delete_pods(j, &decision.message).await?;
                 clear_placement(status);
                 set_phase(

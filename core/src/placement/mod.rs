@@ -15,6 +15,8 @@
 //! 4. The first job that cannot start now becomes the head of the queue and reserves GPUs
 //!    (and, if it waits for green power, headroom) for its future start; later jobs only
 //!    backfill around it (`reservation.rs`).
+//! 5. A job whose latest start has come and that finds no GPUs has interruptible jobs with
+//!    slack suspended to make room for it (`preempt.rs`).
 //!
 //! # Guarantees
 //! Gangs are all-or-nothing on one site, no node is over-committed, every job gets exactly
@@ -39,6 +41,7 @@ mod packing;
 mod pending;
 mod policy;
 mod power;
+mod preempt;
 mod queue;
 mod reason;
 mod reservation;

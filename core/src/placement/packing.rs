@@ -363,6 +363,27 @@ impl NodePool {
         })
     }
 
+    /// What-if: `gpus` more free on `node` (a running job's, were it stopped). Used on a
+    /// copy of the pool to find which suspensions would let a gang fit.
+    pub fn free_up(&mut self, node: u32, gpus: u32) {
+        let i = node as usize;
+        let Some(site) = self.node_site.get(i).copied().flatten() else {
+            return;
+        };
+        let old = self.free_now[i];
+        let new = (old + gpus).min(self.allocatable[i]);
+        self.free_now[i] = new;
+        let reserved = self
+            .reservation
+            .as_ref()
+            .is_some_and(|r| r.site == site && r.nodes.contains_key(&node));
+        if !reserved {
+            let bucket = &mut self.buckets[site];
+            bucket[old as usize].remove(&node);
+            bucket[new as usize].insert(node);
+        }
+    }
+
     /// Holds the nodes of `shadow` for the head of the queue.
     pub fn reserve(&mut self, shadow: &ShadowPlan) {
         for &(node, _) in &shadow.nodes {

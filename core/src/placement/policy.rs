@@ -1,13 +1,15 @@
 //! The three energy policies, given what fits now (`Survey`).
 
+use super::brownout::suspendable;
 use super::cycle::{Cycle, kw};
 use super::pending::{
-    JobView, SiteOption, Survey, at_least, best_by, defer, place, reserved_for_head,
+    JobView, SiteOption, Survey, at_least, best_by, decision, defer, place, reserved_for_head,
     wait_for_capacity,
 };
+use super::preempt::make_room;
 use super::reservation::Protect;
 use super::timefmt::format_utc;
-use super::{Decision, Reason};
+use super::{Action, Decision, Reason};
 
 /// Immediate: start now at the fitting site with the most renewable headroom.
 pub(super) fn immediate(cy: &mut Cycle<'_>, view: &JobView<'_>, mut survey: Survey) -> Decision {
@@ -22,6 +24,11 @@ pub(super) fn immediate(cy: &mut Cycle<'_>, view: &JobView<'_>, mut survey: Surv
     }
     if let Some(blocked) = survey.blocked.first() {
         return reserved_for_head(cy, view, blocked);
+    }
+    if view.job.latest_start_s.is_some_and(|t| t <= cy.now_s)
+        && let Some(message) = make_room(cy, view)
+    {
+        return decision(view.job, Action::Wait, Reason::WaitingForCapacity, message);
     }
     let sites = view.feasible.clone();
     wait_for_capacity(
@@ -44,6 +51,13 @@ pub(super) fn green_preferred(
 ) -> Decision {
     let job = view.job;
     let now_s = cy.now_s;
+    // An interruptible job whose latest start is still well ahead would be suspended by
+    // the next brown-out at its site (brownout.rs). Until then it starts only where
+    // current headroom covers it, as a GreenOnly job, so it never starts just to be
+    // stopped; once its latest start nears, the rules below apply.
+    if suspendable(job, now_s) {
+        return green_only(cy, view, survey);
+    }
     let min = job.min_renewable_fraction.clamp(0.0, 1.0);
     let best_now = best_by(cy, &survey.options, |o| (o.fraction, o.headroom_kw));
     if let Some(i) = best_now.filter(|&i| at_least(survey.options[i].fraction, min)) {
@@ -71,6 +85,9 @@ pub(super) fn green_preferred(
         }
         if let Some(blocked) = survey.blocked.first() {
             return reserved_for_head(cy, view, blocked);
+        }
+        if let Some(message) = make_room(cy, view) {
+            return decision(job, Action::Wait, Reason::WaitingForCapacity, message);
         }
         let sites = view.feasible.clone();
         let why = format!(

@@ -46,8 +46,10 @@ pub enum Reason {
     Unschedulable,
     /// Running job left as it is.
     Running,
-    /// Interruptible GreenOnly job suspended: its site's headroom has been negative for
-    /// longer than the grace period and capping could not close the gap.
+    /// Interruptible job suspended (GreenOnly, or GreenPreferred with its latest start at
+    /// least an hour ahead): its site's headroom has been negative for longer than the
+    /// grace period and capping could not close the gap, or it makes room for a job whose
+    /// latest start has come.
     Suspended,
     /// Running job's GPU power cap set or changed to `percent` of the default limit.
     PowerCapped,

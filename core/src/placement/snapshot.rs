@@ -26,8 +26,8 @@ pub struct EngineConfig {
     pub default_gpu_watts: f64,
     /// Per-GPU draw by node GPU model (the `nvidia.com/gpu.product` label), in watts.
     pub gpu_watts_by_model: BTreeMap<String, f64>,
-    /// How long a site's headroom must stay negative before interruptible GreenOnly jobs
-    /// there are suspended.
+    /// How long a site's headroom must stay negative before interruptible jobs there are
+    /// suspended (GreenOnly ones, and GreenPreferred ones with slack left).
     pub green_only_grace_s: i64,
     /// Run time assumed for jobs without an estimate.
     pub default_duration_s: i64,
@@ -102,7 +102,8 @@ pub struct Job {
     pub policy: Policy,
     /// GreenPreferred: the renewable share of the job's energy needed to start early.
     pub min_renewable_fraction: f64,
-    /// May be suspended by a GreenOnly brown-out.
+    /// May be suspended by a brown-out: GreenOnly jobs, and GreenPreferred ones while
+    /// their latest start is at least an hour ahead.
     pub interruptible: bool,
     /// `Some(min)` if Verdant may cap the job's GPU power down to `min` percent.
     pub power_cap_min_percent: Option<u32>,
@@ -135,7 +136,7 @@ pub enum JobState {
         nodes: Vec<u32>,
         started_s: i64,
     },
-    /// Stopped by a GreenOnly brown-out; the engine may resume it.
+    /// Stopped by a brown-out; the engine may resume it.
     Suspended,
 }
 

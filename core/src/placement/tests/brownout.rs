@@ -143,6 +143,122 @@ fn suspension_stops_where_capping_can_close_the_rest() {
 }
 
 #[test]
+fn interruptible_green_preferred_jobs_are_suspended_only_while_their_slack_lasts() {
+    // 16 kW drawn on 10 kW past the grace period. `roomy` may start as late as 3 hours
+    // from now, `tight` in 30 minutes, `plain` is not interruptible: only `roomy` stops.
+    let mut roomy = running_job("ns/roomy", 8, Policy::GreenPreferred, 0, 0);
+    roomy.interruptible = true;
+    roomy.latest_start_s = Some(NOW + 3 * HOUR);
+    let mut tight = running_job("ns/tight", 4, Policy::GreenPreferred, 0, 1);
+    tight.interruptible = true;
+    tight.latest_start_s = Some(NOW + HOUR / 2);
+    let mut plain = running_job("ns/plain", 4, Policy::GreenPreferred, 0, 1);
+    plain.latest_start_s = Some(NOW + 3 * HOUR);
+    let snap = snapshot(
+        vec![brownout_site(10.0, Some(NOW - 700))],
+        vec![node("s", 8, 8), node("s", 8, 8)],
+        vec![roomy, tight, plain],
+    );
+    let d = run(&snap);
+    assert_eq!(
+        (&find(&d, "ns/roomy").action, find(&d, "ns/roomy").reason),
+        (&Action::Suspend, Reason::Suspended)
+    );
+    assert_eq!(
+        find(&d, "ns/tight").action,
+        Action::Keep,
+        "too little slack"
+    );
+    assert_eq!(
+        find(&d, "ns/plain").action,
+        Action::Keep,
+        "not interruptible"
+    );
+    // Without a latest start, nothing bounds the wait: never suspended.
+    let mut no_deadline = snap.clone();
+    no_deadline.jobs[0].latest_start_s = None;
+    assert_eq!(find(&run(&no_deadline), "ns/roomy").action, Action::Keep);
+}
+
+#[test]
+fn an_interruptible_job_with_slack_starts_only_on_headroom_that_covers_it() {
+    // 8 kW job, 5 kW of sun now, 20 kW from 13:00; latest start at 16:00. A plain
+    // GreenPreferred job would start now (5 kW for the first hour, then 20: 0.8 over 2 h
+    // reaches its 0.6 threshold). An interruptible one would be suspended at once, so it
+    // waits for headroom that covers it, like a GreenOnly job.
+    let mut j = job("ns/ckpt", 1, 8, Policy::GreenPreferred);
+    j.estimated_duration_s = Some(2 * HOUR);
+    j.min_renewable_fraction = 0.6;
+    j.latest_start_s = Some(NOW + 4 * HOUR);
+    let snap = snapshot(
+        vec![site("s", &[5.0, 20.0, 20.0, 20.0, 20.0])],
+        vec![node("s", 8, 0)],
+        vec![j.clone()],
+    );
+    assert_eq!(run(&snap)[0].reason, Reason::PlacedGreen);
+    let mut interruptible = snap.clone();
+    interruptible.jobs[0].interruptible = true;
+    let d = run(&interruptible);
+    assert_eq!(
+        d[0].reason,
+        Reason::DeferredForRenewables,
+        "{}",
+        d[0].message
+    );
+    assert_eq!(deferred(&d[0]).0, Some(NOW + HOUR));
+    // Within the hour before its latest start, the usual rules apply again.
+    interruptible.jobs[0].latest_start_s = Some(NOW + HOUR / 2);
+    assert_eq!(run(&interruptible)[0].reason, Reason::PlacedGreen);
+}
+
+#[test]
+fn a_job_at_its_latest_start_has_interruptible_jobs_suspended_to_make_room() {
+    // Two full nodes: `roomy` (interruptible, latest start 5 h away) on node 0, `stuck`
+    // (not interruptible) on node 1. `due` needs 8 GPUs and its latest start has come.
+    let mut roomy = running_job("ns/roomy", 8, Policy::GreenPreferred, 0, 0);
+    roomy.interruptible = true;
+    roomy.latest_start_s = Some(NOW + 5 * HOUR);
+    let stuck = running_job("ns/stuck", 8, Policy::GreenPreferred, 0, 1);
+    let mut due = job("ns/due", 1, 8, Policy::GreenPreferred);
+    due.latest_start_s = Some(NOW);
+    let snap = snapshot(
+        vec![site("s", &[100.0, 100.0, 100.0, 100.0])],
+        vec![node("s", 8, 8), node("s", 8, 8)],
+        vec![roomy, stuck, due],
+    );
+    let d = run(&snap);
+    let roomy = find(&d, "ns/roomy");
+    assert_eq!(
+        (&roomy.action, roomy.reason),
+        (&Action::Suspend, Reason::Suspended)
+    );
+    assert!(
+        roomy.message.contains("make room for ns/due"),
+        "{}",
+        roomy.message
+    );
+    assert_eq!(find(&d, "ns/stuck").action, Action::Keep);
+    let due = find(&d, "ns/due");
+    assert_eq!(
+        (&due.action, due.reason),
+        (&Action::Wait, Reason::WaitingForCapacity)
+    );
+    assert!(
+        due.message.contains("suspending ns/roomy"),
+        "{}",
+        due.message
+    );
+
+    // Nothing to suspend (no slack left): the job just waits.
+    let mut tight = snap.clone();
+    tight.jobs[0].latest_start_s = Some(NOW + HOUR / 2);
+    let d = run(&tight);
+    assert_eq!(find(&d, "ns/roomy").action, Action::Keep);
+    assert_eq!(find(&d, "ns/due").reason, Reason::WaitingForCapacity);
+    assert!(!find(&d, "ns/due").message.contains("suspending"));
+}
+
+#[test]
 fn immediate_jobs_are_never_suspended() {
     let mut snap = capping();
     snap.jobs[0].power_cap_min_percent = None;

@@ -253,7 +253,12 @@ fn check_invariants(snap: &Snapshot, decisions: &[Decision]) -> Result<(), TestC
                 ));
             }
             Action::Suspend => {
-                prop_assert!(is_running && j.policy == Policy::GreenOnly && j.interruptible);
+                prop_assert!(is_running && j.interruptible);
+                prop_assert!(
+                    j.policy == Policy::GreenOnly
+                        || (j.policy == Policy::GreenPreferred
+                            && j.latest_start_s.is_some_and(|t| t - snap.now_s >= 3600))
+                );
                 prop_assert_eq!(d.reason, Reason::Suspended);
             }
             Action::PowerCap { percent } => {

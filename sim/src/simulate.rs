@@ -1,0 +1,515 @@
+//! Simulated time: the placement engine decides every step, jobs run, windows are billed.
+//!
+//! # One step `[t, t + step)`
+//! 1. Jobs submitted by `t` join the queue.
+//! 2. The policy builds an engine [`Snapshot`] (sites with a 48-hour hourly forecast,
+//!    nodes with the GPUs in use, active jobs) and `verdant_core::placement::run_cycle`
+//!    decides. `Place` binds the gang, `Suspend` stops a job (it keeps its progress, as a
+//!    checkpointing job would, less `restart_overhead_s` of work since its last checkpoint),
+//!    `PowerCap`/`Uncap` set its power.
+//! 3. Running jobs progress at their cap's share of full speed (power caps slow a job as
+//!    much as they save power, so a job's energy does not depend on its cap) and finish
+//!    inside the step when their work is done; their GPUs are free at the next step.
+//! 4. Each site's window is billed with [`crate::outcome::bill_window`].
+//!
+//! The forecast the engine sees is the replayed weather itself (a perfect forecast, as the
+//! operator's Replay provider gives). Site base load (node base power and idle GPUs, × PUE)
+//! is passed to the engine as `base_load_kw`.
+
+use std::collections::BTreeMap;
+
+use verdant_core::placement::{
+    Action, EngineConfig, Job, JobState, Node, Policy, Site, Snapshot, SupplyPoint, run_cycle,
+};
+
+use crate::civil::HOUR_S;
+use crate::cluster::{ClusterShape, PolicyKind};
+use crate::outcome::{JobUsage, RunOutcome, bill_window};
+use crate::sites::SimSite;
+use crate::workload::SimJob;
+
+/// Hours of forecast the engine gets, as in the operator.
+pub const FORECAST_HOURS: i64 = 48;
+
+/// Settings of a simulated run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SimConfig {
+    /// First instant (a whole UTC hour).
+    pub start_s: i64,
+    /// End of the horizon: nothing runs or is billed after it.
+    pub end_s: i64,
+    /// Seconds between scheduling cycles; divides an hour.
+    pub step_s: i64,
+    pub cluster: ClusterShape,
+    pub engine: EngineConfig,
+    /// `threshold-wait`: the renewable share a job must get to start before its latest start.
+    pub threshold: f64,
+    /// Work a suspended job redoes when it resumes, seconds.
+    pub restart_overhead_s: i64,
+}
+
+impl SimConfig {
+    /// Hours in the horizon.
+    pub fn hours(&self) -> usize {
+        ((self.end_s - self.start_s).max(0) as f64 / HOUR_S as f64).ceil() as usize
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum RunState {
+    Pending,
+    Running {
+        site: usize,
+        nodes: Vec<u32>,
+        started_s: i64,
+        /// Remaining work when it (re)started, the engine's estimate of this run.
+        estimate_s: i64,
+    },
+    Suspended,
+    Done,
+}
+
+struct Live {
+    state: RunState,
+    /// Seconds of work left at full power.
+    remaining_s: f64,
+    cap_percent: Option<u32>,
+}
+
+/// Runs one of the engine-driven policies (not the oracle) over the workload.
+///
+/// `progress` is called after every step with the steps done so far.
+pub fn simulate(
+    policy: PolicyKind,
+    sites: &[SimSite],
+    jobs: &[SimJob],
+    config: &SimConfig,
+    mut progress: impl FnMut(u64),
+) -> RunOutcome {
+    let mut sim = Simulation::new(policy, sites, jobs, config);
+    let mut t = config.start_s;
+    let mut steps = 0;
+    while t < config.end_s {
+        let dt = config.step_s.min(config.end_s - t);
+        sim.admit(t);
+        if !sim.active.is_empty() {
+            sim.decide(t);
+        }
+        sim.advance(t, dt);
+        t += dt;
+        steps += 1;
+        progress(steps);
+    }
+    sim.finish()
+}
+
+struct Simulation<'a> {
+    policy: PolicyKind,
+    sites: &'a [SimSite],
+    jobs: &'a [SimJob],
+    config: &'a SimConfig,
+    live: Vec<Live>,
+    /// Submitted, unfinished jobs, by job index.
+    active: Vec<usize>,
+    next_arrival: usize,
+    nodes: Vec<Node>,
+    node_site: Vec<usize>,
+    negative_since: Vec<Option<i64>>,
+    outcome: RunOutcome,
+    suspensions: u64,
+    restarts: u64,
+}
+
+impl<'a> Simulation<'a> {
+    fn new(
+        policy: PolicyKind,
+        sites: &'a [SimSite],
+        jobs: &'a [SimJob],
+        config: &'a SimConfig,
+    ) -> Self {
+        let shape = &config.cluster;
+        let mut nodes = Vec::new();
+        let mut node_site = Vec::new();
+        for (s, site) in sites.iter().enumerate() {
+            for n in 0..shape.nodes_per_site {
+                nodes.push(Node {
+                    name: format!("{}-gpu-{n}", site.name),
+                    site: Some(site.name.clone()),
+                    gpu_model: "sim-gpu".to_owned(),
+                    gpus_allocatable: shape.gpus_per_node,
+                    gpus_used: 0,
+                    schedulable: true,
+                });
+                node_site.push(s);
+            }
+        }
+        Self {
+            policy,
+            sites,
+            jobs,
+            config,
+            live: jobs
+                .iter()
+                .map(|j| Live {
+                    state: RunState::Pending,
+                    remaining_s: j.duration_s as f64,
+                    cap_percent: None,
+                })
+                .collect(),
+            active: Vec::new(),
+            next_arrival: 0,
+            nodes,
+            node_site,
+            negative_since: vec![None; sites.len()],
+            outcome: RunOutcome::new(policy, jobs.len(), sites, config.start_s, config.hours()),
+            suspensions: 0,
+            restarts: 0,
+        }
+    }
+
+    fn admit(&mut self, now_s: i64) {
+        while let Some(job) = self.jobs.get(self.next_arrival) {
+            if job.submit_s > now_s {
+                break;
+            }
+            self.active.push(self.next_arrival);
+            self.next_arrival += 1;
+        }
+    }
+
+    fn job_kw(&self, job: usize, site: usize) -> f64 {
+        f64::from(self.jobs[job].gpus()) * self.config.cluster.gpu_max_watts * self.sites[site].pue
+            / 1000.0
+    }
+
+    /// Busy GPUs and their draw (W) per site now.
+    fn site_draw(&self) -> Vec<(f64, f64)> {
+        let mut draw = vec![(0.0, 0.0); self.sites.len()];
+        for &j in &self.active {
+            if let RunState::Running { site, .. } = self.live[j].state {
+                let gpus = f64::from(self.jobs[j].gpus());
+                let cap = f64::from(self.live[j].cap_percent.unwrap_or(100)) / 100.0;
+                draw[site].0 += gpus;
+                draw[site].1 += gpus * self.config.cluster.gpu_max_watts * cap;
+            }
+        }
+        draw
+    }
+
+    fn decide(&mut self, now_s: i64) {
+        let draw = self.site_draw();
+        let shape = &self.config.cluster;
+        let blind = self.policy == PolicyKind::Fifo;
+        let sites: Vec<Site> = self
+            .sites
+            .iter()
+            .enumerate()
+            .map(|(s, site)| {
+                let idle_gpus = f64::from(shape.site_gpus()) - draw[s].0;
+                Site {
+                    name: site.name.clone(),
+                    pue: site.pue,
+                    grid_carbon_g_per_kwh: site.grid_carbon_g_per_kwh,
+                    supply: if blind {
+                        Vec::new()
+                    } else {
+                        forecast(site, now_s)
+                    },
+                    base_load_kw: (shape.site_base_w() + idle_gpus.max(0.0) * shape.gpu_idle_watts)
+                        * site.pue
+                        / 1000.0,
+                    headroom_negative_since_s: self.negative_since[s],
+                }
+            })
+            .collect();
+        let allowed = match self.policy {
+            PolicyKind::ThresholdWait => self.threshold_gate(now_s, &draw),
+            _ => BTreeMap::new(),
+        };
+        let mut index = Vec::with_capacity(self.active.len());
+        let mut engine_jobs = Vec::with_capacity(self.active.len());
+        for &j in &self.active {
+            let live = &self.live[j];
+            let allowed_sites = match (&live.state, self.policy) {
+                (RunState::Pending | RunState::Suspended, PolicyKind::ThresholdWait) => {
+                    match allowed.get(&j) {
+                        Some(sites) => sites.clone(),
+                        None => continue, // deferred: below the threshold
+                    }
+                }
+                _ => Vec::new(),
+            };
+            index.push(j);
+            engine_jobs.push(self.engine_job(j, allowed_sites));
+        }
+        if engine_jobs.is_empty() {
+            self.update_negative_since(now_s);
+            return;
+        }
+        let snapshot = Snapshot {
+            now_s,
+            sites,
+            nodes: self.nodes.clone(),
+            jobs: engine_jobs,
+        };
+        let decisions = run_cycle(&snapshot, &self.config.engine);
+        for (decision, &j) in decisions.iter().zip(&index) {
+            tracing::trace!(
+                policy = %self.policy,
+                at = %crate::civil::format_utc(now_s),
+                job = %decision.job,
+                reason = %decision.reason,
+                message = %decision.message,
+                "decision"
+            );
+            self.apply(j, &decision.action, now_s);
+        }
+        self.update_negative_since(now_s);
+    }
+
+    /// The latest start the engine is given: two cycles before the last instant that
+    /// still meets the deadline. Decisions are taken once a step, so a job is placed up to
+    /// a step after its latest start; and one that must first have room made for it
+    /// (suspensions take a cycle to free their GPUs) is placed a cycle later still.
+    fn latest_start_s(&self, deadline_s: i64, remaining_s: i64) -> i64 {
+        deadline_s - remaining_s - 2 * self.config.step_s
+    }
+
+    fn engine_job(&self, j: usize, allowed_sites: Vec<String>) -> Job {
+        let job = &self.jobs[j];
+        let live = &self.live[j];
+        let remaining_s = live.remaining_s.ceil() as i64;
+        let state = match &live.state {
+            RunState::Running {
+                site,
+                nodes,
+                started_s,
+                ..
+            } => JobState::Running {
+                site: self.sites[*site].name.clone(),
+                nodes: nodes.clone(),
+                started_s: *started_s,
+            },
+            RunState::Suspended => JobState::Suspended,
+            RunState::Pending | RunState::Done => JobState::Pending,
+        };
+        let estimated_duration_s = match live.state {
+            RunState::Running { estimate_s, .. } => estimate_s,
+            _ => remaining_s,
+        };
+        let green_aware = self.policy == PolicyKind::Verdant;
+        Job {
+            id: job.id.clone(),
+            replicas: job.replicas,
+            gpus_per_replica: job.gpus_per_replica,
+            state,
+            policy: if green_aware {
+                job.policy
+            } else {
+                Policy::Immediate
+            },
+            min_renewable_fraction: job.min_renewable_fraction,
+            interruptible: green_aware && job.interruptible,
+            power_cap_min_percent: job.power_cap_min_percent.filter(|_| green_aware),
+            power_cap_percent: live.cap_percent,
+            priority: 0,
+            created_s: job.submit_s,
+            latest_start_s: job
+                .deadline_s
+                .filter(|_| green_aware)
+                .map(|d| self.latest_start_s(d, remaining_s)),
+            estimated_duration_s: Some(estimated_duration_s.max(1)),
+            measured_gpu_watts: None,
+            allowed_sites,
+            allowed_nodes: None,
+        }
+    }
+
+    /// `threshold-wait`: the sites at which each waiting job may start now: anywhere once
+    /// its latest start has come, else where renewables would cover at least `threshold`
+    /// of the site's load with it (jobs admitted earlier in this cycle included). Jobs
+    /// absent from the map wait.
+    fn threshold_gate(&self, now_s: i64, draw: &[(f64, f64)]) -> BTreeMap<usize, Vec<String>> {
+        let shape = &self.config.cluster;
+        let mut supply_kw = Vec::with_capacity(self.sites.len());
+        let mut load_kw = Vec::with_capacity(self.sites.len());
+        for (s, site) in self.sites.iter().enumerate() {
+            supply_kw.push(site.supply_kw_at(now_s));
+            load_kw.push(shape.site_facility_kw(site, draw[s].0, draw[s].1));
+        }
+        let mut allowed = BTreeMap::new();
+        for &j in &self.active {
+            if !matches!(self.live[j].state, RunState::Pending | RunState::Suspended) {
+                continue;
+            }
+            let job = &self.jobs[j];
+            if job.deadline_s.is_some_and(|d| {
+                now_s >= self.latest_start_s(d, self.live[j].remaining_s.ceil() as i64)
+            }) {
+                allowed.insert(j, Vec::new());
+                continue;
+            }
+            let mut best: Option<(usize, f64)> = None;
+            let mut passing = Vec::new();
+            for s in 0..self.sites.len() {
+                // Starting the job turns its GPUs from idle to busy.
+                let added_kw = f64::from(job.gpus())
+                    * (shape.gpu_max_watts - shape.gpu_idle_watts)
+                    * self.sites[s].pue
+                    / 1000.0;
+                let share = supply_kw[s] / (load_kw[s] + added_kw).max(f64::MIN_POSITIVE);
+                if share >= self.config.threshold {
+                    passing.push(self.sites[s].name.clone());
+                    let headroom = supply_kw[s] - load_kw[s];
+                    if best.is_none_or(|(_, h)| headroom > h) {
+                        best = Some((s, headroom));
+                    }
+                }
+            }
+            if let Some((s, _)) = best {
+                load_kw[s] += self.job_kw(j, s);
+                allowed.insert(j, passing);
+            }
+        }
+        allowed
+    }
+
+    fn apply(&mut self, j: usize, action: &Action, now_s: i64) {
+        match action {
+            Action::Place { site, nodes, .. } => {
+                let Some(s) = self.sites.iter().position(|x| &x.name == site) else {
+                    self.outcome.capacity_violations += 1;
+                    return;
+                };
+                let gpr = self.jobs[j].gpus_per_replica;
+                for &n in nodes {
+                    let node = &mut self.nodes[n as usize];
+                    node.gpus_used += gpr;
+                    if node.gpus_used > node.gpus_allocatable || self.node_site[n as usize] != s {
+                        self.outcome.capacity_violations += 1;
+                    }
+                }
+                let live = &mut self.live[j];
+                if matches!(live.state, RunState::Suspended) {
+                    self.restarts += 1;
+                    self.outcome.jobs[j].restarts += 1;
+                }
+                live.state = RunState::Running {
+                    site: s,
+                    nodes: nodes.clone(),
+                    started_s: now_s,
+                    estimate_s: live.remaining_s.ceil() as i64,
+                };
+                let out = &mut self.outcome.jobs[j];
+                out.first_start_s.get_or_insert(now_s);
+            }
+            Action::Suspend => {
+                self.release(j);
+                self.live[j].state = RunState::Suspended;
+                self.live[j].cap_percent = None;
+                // The work since the last checkpoint is lost: it is known at once, so the
+                // latest start of what remains accounts for it.
+                self.live[j].remaining_s += self.config.restart_overhead_s as f64;
+                self.suspensions += 1;
+                self.outcome.jobs[j].suspensions += 1;
+            }
+            Action::PowerCap { percent } => {
+                self.live[j].cap_percent = Some((*percent).clamp(1, 100))
+            }
+            Action::Uncap => self.live[j].cap_percent = None,
+            Action::Defer { .. } | Action::Wait | Action::Keep => {}
+        }
+    }
+
+    fn release(&mut self, j: usize) {
+        if let RunState::Running { nodes, .. } = &self.live[j].state {
+            let gpr = self.jobs[j].gpus_per_replica;
+            for &n in nodes {
+                let node = &mut self.nodes[n as usize];
+                node.gpus_used = node.gpus_used.saturating_sub(gpr);
+            }
+        }
+    }
+
+    /// The operator's rule: a site's negative-headroom clock starts when supply falls
+    /// below the facility load and stops when it is back.
+    fn update_negative_since(&mut self, now_s: i64) {
+        let draw = self.site_draw();
+        for (s, site) in self.sites.iter().enumerate() {
+            let load = self
+                .config
+                .cluster
+                .site_facility_kw(site, draw[s].0, draw[s].1);
+            if site.supply_kw_at(now_s) < load {
+                self.negative_since[s].get_or_insert(now_s);
+            } else {
+                self.negative_since[s] = None;
+            }
+        }
+    }
+
+    fn advance(&mut self, t: i64, dt: i64) {
+        let shape = self.config.cluster;
+        let mut usage: Vec<Vec<JobUsage>> = vec![Vec::new(); self.sites.len()];
+        let mut finished = Vec::new();
+        for &j in &self.active {
+            let live = &mut self.live[j];
+            let RunState::Running { site, .. } = live.state else {
+                continue;
+            };
+            let rate = f64::from(live.cap_percent.unwrap_or(100)) / 100.0;
+            let run_s = (live.remaining_s / rate).min(dt as f64);
+            live.remaining_s -= run_s * rate;
+            let gpus = f64::from(self.jobs[j].gpus());
+            usage[site].push(JobUsage {
+                job: j,
+                energy_j: gpus * shape.gpu_max_watts * rate * run_s,
+                busy_gpu_s: gpus * run_s,
+            });
+            if live.remaining_s <= 1e-6 {
+                finished.push((j, t + run_s.ceil() as i64));
+            }
+        }
+        for (s, site) in self.sites.iter().enumerate() {
+            bill_window(
+                &shape,
+                site,
+                s,
+                t,
+                self.config.start_s,
+                dt as f64,
+                &usage[s],
+                &mut self.outcome,
+            );
+        }
+        for (j, at_s) in finished {
+            self.release(j);
+            self.live[j].state = RunState::Done;
+            self.live[j].remaining_s = 0.0;
+            self.outcome.jobs[j].finish_s = Some(at_s);
+        }
+        self.active
+            .retain(|&j| !matches!(self.live[j].state, RunState::Done));
+    }
+
+    fn finish(mut self) -> RunOutcome {
+        self.outcome.suspensions = Some(self.suspensions);
+        self.outcome.restarts = Some(self.restarts);
+        self.outcome
+    }
+}
+
+/// Hourly supply points from the current hour for [`FORECAST_HOURS`]; the first point
+/// starts at `now_s` (the engine reads the first point as "now").
+fn forecast(site: &SimSite, now_s: i64) -> Vec<SupplyPoint> {
+    let hour_start = now_s.div_euclid(HOUR_S) * HOUR_S;
+    (0..FORECAST_HOURS)
+        .map(|h| {
+            let start_s = hour_start + h * HOUR_S;
+            SupplyPoint {
+                start_s: start_s.max(now_s),
+                kw: site.supply_kw_at(start_s),
+            }
+        })
+        .collect()
+}
