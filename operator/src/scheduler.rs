@@ -211,7 +211,7 @@ fn record_deadline_slack(ctx: &Context, jobs: &[engine::Job], now_s: i64) {
             slack
                 .get_or_create(&vec![
                     ("namespace".to_owned(), namespace.to_owned()),
-                    ("job".to_owned(), name.to_owned()),
+                    ("trainingjob".to_owned(), name.to_owned()),
                 ])
                 .set(latest_start_s - now_s);
         }

@@ -7,11 +7,15 @@
 //! panic or an abort. Tests share the control plane and isolate themselves by namespace;
 //! cluster-scoped objects they create (nodes, EnergySites) carry the namespace's name.
 
+pub mod agents;
+pub mod chromium;
 pub mod control_plane;
+pub mod fleet;
 pub mod helm;
 pub mod namespace;
 pub mod nodes;
 pub mod operator;
+pub mod prometheus;
 pub mod service_account;
 pub mod wait;
 
