@@ -130,7 +130,7 @@ up() {
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "verdant=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
-  wait_for "etcd" 30 curl -sf "http://127.0.0.1:$etcd_port/health"
+  wait_for "etcd" 90 curl -sf "http://127.0.0.1:$etcd_port/health"
 
   log "starting kube-apiserver on https://127.0.0.1:$api_port"
   start_bg kube-apiserver "$bin/kube-apiserver" \
@@ -149,7 +149,7 @@ up() {
     --endpoint-reconciler-type=none \
     --watch-cache=true \
     --v=0
-  wait_for "kube-apiserver /readyz" 60 curl -sf --cacert "$dir/pki/ca.crt" \
+  wait_for "kube-apiserver /readyz" 180 curl -sf --cacert "$dir/pki/ca.crt" \
     -H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")" "https://127.0.0.1:$api_port/readyz"
   write_kubeconfig "$api_port"
 
