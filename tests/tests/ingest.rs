@@ -145,6 +145,20 @@ impl Rig {
         })
         .await
         .expect("ingest endpoint up");
+        // Reports get 503 until the store is open (it opens in the background).
+        let operator = self.operator.as_ref().expect("operator");
+        wait::until("the energy store to open", Duration::from_secs(60), || {
+            let ready = operator.log().contains("energy store ready");
+            async move {
+                Ok(if ready {
+                    Ok(())
+                } else {
+                    Err("not yet".to_owned())
+                })
+            }
+        })
+        .await
+        .expect("energy store open");
     }
 
     fn url(&self) -> String {
@@ -761,9 +775,26 @@ async fn an_unreachable_database_gets_503_then_recovers() {
     let token_a = rig.tokens[0].clone();
     let start = recent_window_ms(5);
 
+    // The operator connects to the database in the background; until then it answers
+    // 503 and the agent retries, as later on.
     let first = report(&node, start, vec![gpu(0, 500.0, None)]);
-    let (status, body) = rig.send(&token_a, &first).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    wait::until(
+        "the first report to be stored",
+        Duration::from_secs(60),
+        || {
+            let (rig, token, first) = (&rig, &token_a, &first);
+            async move {
+                let (status, body) = rig.send(token, first).await;
+                Ok(if status == StatusCode::OK {
+                    Ok(())
+                } else {
+                    Err(format!("{status}: {body}"))
+                })
+            }
+        },
+    )
+    .await
+    .unwrap();
 
     proxy.cut();
     let second = report(&node, start + WINDOW_MS, vec![gpu(0, 510.0, None)]);
