@@ -3,7 +3,8 @@
 //!
 //! The site window of a report (`verdant_core::accounting::SiteWindow`):
 //! - GPU power = this report's GPUs (Σ mean power) + the latest fresh measurement of every
-//!   other node of the site (nodes without one count 0 W);
+//!   other node of the site; a node without one is estimated as the EnergySite controller
+//!   does: the GPUs of its running pods × its model's watts;
 //! - base power = `--node-base-watts` × the site's nodes; PUE and grid carbon from the
 //!   site's spec;
 //! - renewable supply = the site's supply at the middle of the window (Static sites from
@@ -26,7 +27,8 @@ use verdant_crds::{EnergySite, TrainingJob};
 use verdant_store::{GpuSample, JobCharge, ReportRecord, ReportWrite, SiteBilling};
 
 use crate::labels::{GPU_PRODUCT_LABEL, JOB_NAME_LABEL};
-use crate::snapshot::assign_nodes_to_sites;
+use crate::snapshot::{assign_nodes_to_sites, pod_finished};
+use crate::workload::pod_gpus;
 
 /// The TrainingJob a GPU works for.
 #[derive(Clone, Debug, PartialEq)]
@@ -210,12 +212,22 @@ pub struct SiteIndex {
     pub sites: HashMap<String, Arc<EnergySite>>,
     /// `nvidia.com/gpu.product` of each node.
     pub node_model: HashMap<String, String>,
+    /// GPUs held by bound, unfinished pods on each node, for nodes without a measurement.
+    pub node_running_gpus: HashMap<String, u32>,
 }
 
 impl SiteIndex {
     /// Builds the index.
-    pub fn build(nodes: &[Arc<Node>], sites: &[Arc<EnergySite>]) -> Self {
+    pub fn build(nodes: &[Arc<Node>], sites: &[Arc<EnergySite>], pods: &[Arc<Pod>]) -> Self {
         let (node_site, _) = assign_nodes_to_sites(nodes, sites);
+        let mut node_running_gpus: HashMap<String, u32> = HashMap::new();
+        for pod in pods {
+            if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_ref())
+                && !pod_finished(pod)
+            {
+                *node_running_gpus.entry(node.clone()).or_default() += pod_gpus(pod);
+            }
+        }
         let mut site_nodes: HashMap<String, Vec<String>> = HashMap::new();
         for (node, site) in &node_site {
             site_nodes
@@ -235,6 +247,7 @@ impl SiteIndex {
                         .map(|m| (n.name_any(), m.clone()))
                 })
                 .collect(),
+            node_running_gpus,
         }
     }
 }

@@ -229,6 +229,7 @@ async fn handle(
         SiteIndex::build(
             &ingest.ctx.stores.nodes.state(),
             &ingest.ctx.stores.sites.state(),
+            &ingest.ctx.stores.pods.state(),
         )
     });
     let site = site_context(ingest, &index, &report, now_ms);
@@ -358,10 +359,26 @@ fn site_context(
         .unwrap_or_default();
     let now_s = now_ms.div_euclid(1000);
     let own_w: f64 = report.gpus.iter().map(|g| g.mean_power_w).sum();
+    let telemetry = &ingest.ctx.telemetry;
+    let model_watts: HashMap<String, f64> = telemetry.model_gpu_watts(now_s).into_iter().collect();
+    let engine = &ingest.ctx.engine;
     let others_w: f64 = nodes
         .iter()
         .filter(|n| **n != report.node)
-        .filter_map(|n| ingest.ctx.telemetry.node_gpu_power_w(n, now_s))
+        .map(|n| {
+            telemetry.node_gpu_power_w(n, now_s).unwrap_or_else(|| {
+                let model = index.node_model.get(n);
+                let per_gpu = model
+                    .and_then(|m| {
+                        model_watts
+                            .get(m)
+                            .or_else(|| engine.gpu_watts_by_model.get(m))
+                    })
+                    .copied()
+                    .unwrap_or(engine.default_gpu_watts);
+                per_gpu * f64::from(index.node_running_gpus.get(n).copied().unwrap_or(0))
+            })
+        })
         .sum();
     let middle_s = (report.window_start_ms + report.window_end_ms).div_euclid(2000);
     let supply_kw = supply_now_kw(&site_supply(site, middle_s), middle_s);
