@@ -7,7 +7,8 @@
 //! and environment the chart's Deployment gives it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
@@ -227,6 +228,13 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
     );
     // The agent's default --token-file, and the flag the chart passes.
     assert_eq!(token_file, "/var/run/secrets/verdant/token");
+    // Power capping needs CAP_SYS_ADMIN, and nothing else is added.
+    assert_eq!(
+        a["securityContext"]["capabilities"]["add"],
+        json!(["SYS_ADMIN"])
+    );
+    assert_eq!(a["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert_eq!(a["securityContext"]["allowPrivilegeEscalation"], false);
     assert!(args(a).contains(&format!("--token-file={token_file}")));
     assert!(
         args(a)
@@ -290,6 +298,7 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
         .iter()
         .filter(|o| o["kind"] == "ConfigMap" && o["metadata"]["labels"]["grafana_dashboard"] == "1")
         .collect();
+    assert!(!dashboards.is_empty(), "the chart ships dashboards");
     assert_eq!(config_maps.len(), dashboards.len());
     for config_map in config_maps {
         for (file, text) in config_map["data"].as_object().unwrap() {
@@ -312,14 +321,12 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
     );
     assert_eq!(count(&objects, "PersistentVolumeClaim"), 0);
 
-    // Monitoring with the Prometheus Operator.
-    let alerts = chart_dir().join("files/alerts.yaml").exists();
+    // Monitoring with the Prometheus Operator: scrape objects, and the alerting rules of
+    // files/alerts.yaml as a PrometheusRule, unchanged (Prometheus templates included).
     let objects = render(
         home,
         "monitoring",
-        &format!(
-            "monitoring:\n  serviceMonitor:\n    enabled: true\n    labels: {{release: kube-prometheus-stack}}\n  podMonitor:\n    enabled: true\nprometheusRule:\n  enabled: {alerts}\n"
-        ),
+        "monitoring:\n  serviceMonitor:\n    enabled: true\n    labels: {release: kube-prometheus-stack}\n  podMonitor:\n    enabled: true\nprometheusRule:\n  enabled: true\n  labels: {release: kube-prometheus-stack}\n",
     )?;
     assert_eq!(count(&objects, "ServiceMonitor"), 2);
     assert_eq!(count(&objects, "PodMonitor"), 2);
@@ -327,17 +334,26 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
         find(&objects, "ServiceMonitor", "verdant-operator")["metadata"]["labels"]["release"],
         "kube-prometheus-stack"
     );
-    if alerts {
-        let rule = find(&objects, "PrometheusRule", "verdant");
-        assert!(!rule["spec"]["groups"].as_array().unwrap().is_empty());
-    }
+    let rule = find(&objects, "PrometheusRule", "verdant");
+    assert_eq!(
+        rule["metadata"]["labels"]["release"],
+        "kube-prometheus-stack"
+    );
+    let alerts_file: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(
+        chart_dir().join("files/alerts.yaml"),
+    )?)?;
+    assert_eq!(rule["spec"]["groups"], alerts_file["groups"]);
+    assert!(
+        !rule["spec"]["groups"].as_array().unwrap().is_empty(),
+        "the chart ships alerts"
+    );
 
     // Custom GPU node selection (helm merges maps: the default key is removed with null),
     // no RuntimeClass, the simulated backend.
     let objects = render(
         home,
         "custom-nodes",
-        "agent:\n  backend: simulated\n  nodeSelector: {nvidia.com/gpu.present: null, verdant.dev/gpu-node: \"yes\"}\n  tolerations: []\n  nvidia:\n    runtimeClassName: \"\"\n  extraArgs: [\"--sim-gpus=4\"]\n",
+        "agent:\n  backend: simulated\n  nodeSelector: {nvidia.com/gpu.present: null, verdant.dev/gpu-node: \"yes\"}\n  tolerations: []\n  nvidia:\n    runtimeClassName: \"\"\n  extraArgs: [\"--sim-gpus=4\"]\n  readOnly: true\n",
     )?;
     let agent = find(&objects, "DaemonSet", "verdant-agent");
     let agent_pod = &agent["spec"]["template"]["spec"];
@@ -350,6 +366,9 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
     let agent_args = args(container(agent, "agent"));
     assert!(agent_args.contains(&"--backend=simulated".to_owned()));
     assert!(agent_args.contains(&"--sim-gpus=4".to_owned()));
+    assert!(agent_args.contains(&"--read-only".to_owned()));
+    let security = &container(agent, "agent")["securityContext"];
+    assert!(security["capabilities"].get("add").is_none(), "{security}");
 
     // No agent, SQLite without persistence.
     let objects = render(
@@ -589,6 +608,110 @@ async fn helm_install_creates_every_object_and_establishes_the_crds() -> anyhow:
     Ok(())
 }
 
+/// The agent, run as the chart's DaemonSet runs it on `node`: the rendered flags and
+/// environment, the agent ServiceAccount's rights for the Kubernetes API, and for its
+/// reports a token of audience `verdant` bound to an agent pod on the node, as the
+/// projected volume holds it. Killed when dropped; its log is printed if the test fails.
+struct AgentProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    async fn start(
+        plane: &ControlPlane,
+        client: &kube::Client,
+        daemonset: &Value,
+        node: &str,
+        operator: &OperatorProcess,
+        home: &Path,
+    ) -> anyhow::Result<Self> {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": format!("verdant-agent-{}", verdant_tests::unique_suffix())},
+            "spec": {
+                "nodeName": node,
+                "serviceAccountName": AGENT_SA,
+                "containers": [{"name": "agent", "image": "verdant-agent"}]
+            }
+        }))?;
+        let pod = Api::<Pod>::namespaced(client.clone(), NAMESPACE)
+            .create(&PostParams::default(), &pod)
+            .await?;
+        let report_token = request_token(
+            client,
+            NAMESPACE,
+            AGENT_SA,
+            &["verdant"],
+            3600,
+            Some((&pod.name_any(), &pod.uid().unwrap_or_default())),
+        )
+        .await?;
+        let token_file = home.join("agent-report.token");
+        std::fs::write(&token_file, report_token)?;
+        let api_token = request_token(client, NAMESPACE, AGENT_SA, &[], 3600, None).await?;
+        let kubeconfig = write_token_kubeconfig(
+            plane.kubeconfig(),
+            &api_token,
+            &home.join("agent-run.kubeconfig"),
+        )?;
+
+        let c = container(daemonset, "agent");
+        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let replaced = [
+            ("--operator-url", operator.ingest_url.clone()),
+            ("--token-file", token_file.display().to_string()),
+            ("--metrics-addr", format!("127.0.0.1:{metrics_port}")),
+            (
+                "--buffer-dir",
+                home.join("agent-buffer").display().to_string(),
+            ),
+            ("--sample-interval", "250ms".to_owned()),
+            ("--report-window", "2s".to_owned()),
+        ];
+        let flags: Vec<String> = args(c)
+            .into_iter()
+            .map(|arg| {
+                replaced
+                    .iter()
+                    .find(|(flag, _)| arg.starts_with(&format!("{flag}=")))
+                    .map_or(arg, |(flag, value)| format!("{flag}={value}"))
+            })
+            .collect();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_e2e-agent"));
+        command.args(&flags).env("KUBECONFIG", &kubeconfig);
+        for var in c["env"].as_array().unwrap() {
+            let name = var["name"].as_str().unwrap();
+            match name {
+                "NODE_NAME" => command.env(name, node),
+                _ => command.env(name, var["value"].as_str().unwrap()),
+            };
+        }
+        let log = home.join("agent.log");
+        let file = std::fs::File::create(&log)?;
+        let child = command
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .spawn()?;
+        Ok(Self { child, log })
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("===== agent log =====\n{}", self.log());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The operator's flags and environment from the installed Deployment, made to fit a
 /// process on this machine: its HTTP and ingest addresses on free local ports, its
 /// database in `data_dir`, and a short cycle.
@@ -619,6 +742,7 @@ fn operator_command_line(
             "POD_NAMESPACE" => NAMESPACE.to_owned(),
             "VERDANT_INGEST_ADDR" => format!("127.0.0.1:{ingest_port}"),
             "VERDANT_DATABASE_URL" => data_dir.join("energy.db").display().to_string(),
+            "VERDANT_ENERGY_STATUS_SECONDS" => "2".to_owned(),
             _ => var["value"]
                 .as_str()
                 .unwrap_or_else(|| panic!("env {name} has no literal value"))
@@ -642,9 +766,11 @@ async fn operator_with_the_chart_service_account_runs_a_job_lifecycle() -> anyho
     let client = plane.client().await?;
     let home = tempfile::tempdir()?;
     let home = home.path();
-    install(&plane, home, &[])?;
+    // Simulated GPUs: KWOK nodes have none.
+    install(&plane, home, &["agent.backend=simulated"])?;
     let objects = parse_manifests(&manifest(&plane, home)?)?;
     let deployment = find(&objects, "Deployment", "verdant-operator");
+    let daemonset = find(&objects, "DaemonSet", "verdant-agent");
 
     // The operator, as the chart runs it, with nothing but its ServiceAccount's rights.
     let token = request_token(&client, NAMESPACE, OPERATOR_SA, &[], 3600, None).await?;
@@ -712,7 +838,7 @@ async fn operator_with_the_chart_service_account_runs_a_job_lifecycle() -> anyho
             "gpusPerReplica": 4,
             "energy": {"policy": "Immediate"},
             "template": {
-                "metadata": {"annotations": {"verdant.dev/kwok-succeed-after": "4s"}},
+                "metadata": {"annotations": {"verdant.dev/kwok-succeed-after": "20s"}},
                 "spec": {"containers": [{"name": "trainer", "image": "pytorch/pytorch"}]}
             }
         }
@@ -767,6 +893,28 @@ async fn operator_with_the_chart_service_account_runs_a_job_lifecycle() -> anyho
         services.get_opt("rbac").await?.is_some(),
         "headless Service"
     );
+
+    // The agent on the job's node, as the DaemonSet runs it, reports what the GPUs draw;
+    // the operator checks its token (TokenReview, the token's pod) and bills the job.
+    let node = format!("{}-gpu-0", ns.name());
+    let agent = AgentProcess::start(&plane, &client, daemonset, &node, &operator, home).await?;
+    let energy = wait::until(
+        "the job's status.energy from the agent's reports",
+        Duration::from_secs(60),
+        || {
+            let jobs = jobs.clone();
+            async move {
+                let job = jobs.get("rbac").await?;
+                let energy = job.status.and_then(|s| s.energy);
+                Ok(match energy {
+                    Some(e) if e.gpu_energy_kwh > 0.0 => Ok(e),
+                    other => Err(format!("status.energy {other:?}")),
+                })
+            }
+        },
+    )
+    .await?;
+    assert!(energy.gpu_energy_kwh < 1.0, "{energy:?}");
     wait::until(
         "the job to be Succeeded",
         Duration::from_secs(60),
@@ -831,6 +979,11 @@ async fn operator_with_the_chart_service_account_runs_a_job_lifecycle() -> anyho
     assert!(
         !log.to_lowercase().contains("forbidden"),
         "the operator was refused something its ClusterRole should allow:\n{log}"
+    );
+    let agent_log = agent.log();
+    assert!(
+        !agent_log.to_lowercase().contains("forbidden"),
+        "the agent was refused something its ClusterRole should allow:\n{agent_log}"
     );
 
     // The operator's token reads no Secrets.
