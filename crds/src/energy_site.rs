@@ -365,7 +365,8 @@ pub struct EnergySiteStatus {
     /// When the forecast was last refreshed successfully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_forecast_time: Option<Time>,
-    /// Standard conditions: `Ready`, `ForecastDegraded`, `NodeSelectorOverlap`.
+    /// Standard conditions: `Ready`, `ForecastDegraded`, `NodeSelectorOverlap`, and
+    /// `RenewableDeficit` (load above renewable output, since its `lastTransitionTime`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status reflects.

@@ -572,7 +572,7 @@ async fn prometheus_measurement_overrides_now_and_weather_shapes_the_rest() {
 #[tokio::test]
 async fn replay_plays_a_tmy3_file_from_a_path_relative_to_the_weather_dir() {
     let now_s = jiff::Timestamp::now().as_second();
-    // Record 4332 of the Greensboro TMY3 is 1 July, 12:30 local standard time.
+    // Record 4332 of the Greensboro TMY3 is 30 June, 12:30 local standard time.
     let (site, plant) = hybrid_site(
         "{provider: Replay, refreshInterval: 1h, replay: {path: pvlib_723170TYA_greensboro_nc_tmy3.csv, startOffset: 4332h}}",
         now_s,

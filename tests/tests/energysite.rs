@@ -212,7 +212,7 @@ async fn replayed_weather_files_give_48_hour_forecasts() -> anyhow::Result<()> {
     let renewable = solar.renewable_kw.clone().unwrap();
     assert!(
         renewable.solar > 100.0 && renewable.wind == 0.0,
-        "1 July, 12:30 local: {renewable:?}"
+        "30 June, 12:30 local: {renewable:?}"
     );
     assert!(solar.last_forecast_time.is_some());
     let now = jiff::Timestamp::now();

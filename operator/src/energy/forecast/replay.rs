@@ -15,11 +15,12 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use verdant_core::energy::{
-    Plant, WeatherFormat as CoreFormat, WeatherRecord, parse_weather, parse_weather_as,
+    Plant, SunAtTime, WeatherFormat as CoreFormat, WeatherRecord, parse_weather, parse_weather_as,
 };
 use verdant_crds::{ReplayForecast, WeatherFormat};
 
@@ -35,6 +36,10 @@ const MAX_STEP_S: i64 = 6 * 3600;
 #[derive(Debug)]
 pub struct ReplayFile {
     records: Vec<WeatherRecord>,
+    /// The time-dependent half of the sun's position at each record (most of a PV
+    /// evaluation's cost), computed on first use and shared by every site replaying the
+    /// file.
+    suns: Vec<OnceLock<Option<SunAtTime>>>,
     positions_s: Vec<i64>,
     step_s: i64,
     loop_s: i64,
@@ -88,6 +93,7 @@ impl ReplayFile {
         Ok(Self {
             loop_s: position + typical_step_s,
             step_s: typical_step_s,
+            suns: series.records.iter().map(|_| OnceLock::new()).collect(),
             records: series.records,
             positions_s,
             format: series.format,
@@ -225,7 +231,12 @@ impl<'a> Playback<'a> {
 
     fn output(&self, index: usize) -> PlantKw {
         *self.outputs.borrow_mut().entry(index).or_insert_with(|| {
-            let out = self.plant.power_kw(&self.file.records[index]);
+            let record = &self.file.records[index];
+            let sun = self.file.suns[index].get_or_init(|| SunAtTime::new(record.time_s));
+            let out = match sun {
+                Some(sun) => self.plant.power_kw_with_sun(record, Some(sun)),
+                None => self.plant.power_kw(record),
+            };
             PlantKw::new(out.solar_kw, out.wind_kw)
         })
     }

@@ -4,7 +4,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use verdant_core::energy::{Plant, WeatherRecord, solar_position};
+use verdant_core::energy::{Plant, solar_position};
 use verdant_crds::{EnergySite, ForecastProvider, ForecastSpec, OpenMeteoForecast, ReplayForecast};
 
 use super::build::{self, BuiltForecast, ForecastBasis, Inputs, Measured, Weather};
@@ -16,8 +16,9 @@ use crate::supply::static_supply;
 /// The last good weather of a site.
 #[derive(Clone, Debug)]
 pub enum WeatherData {
-    /// An Open-Meteo forecast.
-    Records(Arc<Vec<WeatherRecord>>),
+    /// An Open-Meteo forecast, already turned into the plant's output (the plant only
+    /// changes with the spec, and a new spec starts afresh).
+    Forecast(Arc<PowerTimeline>),
     /// A weather file to replay.
     Replay(Arc<ReplayFile>),
 }
@@ -143,7 +144,9 @@ pub async fn refresh(
         Ok(Some(WeatherSpec::OpenMeteo(spec))) => Some(
             open_meteo::fetch(deps.http, deps.settings, spec, plant, now_s)
                 .await
-                .map(|records| WeatherData::Records(Arc::new(records))),
+                .map(|records| {
+                    WeatherData::Forecast(Arc::new(PowerTimeline::from_weather(plant, &records)))
+                }),
         ),
         Ok(Some(WeatherSpec::Replay(spec))) => Some(read_replay(state, spec, plant, deps).await),
     };
@@ -261,13 +264,9 @@ pub fn compose(
         };
     }
 
-    let timeline;
     let playback;
     let kw_at: Option<(build::KwAt<'_>, u32)> = match &state.weather {
-        Some(WeatherData::Records(records)) => {
-            timeline = PowerTimeline::from_weather(plant, records);
-            Some((Box::new(|t| timeline.at(t)), 4))
-        }
+        Some(WeatherData::Forecast(timeline)) => Some((Box::new(|t| timeline.at(t)), 4)),
         Some(WeatherData::Replay(file)) => {
             let spec = forecast.replay.as_ref().or_else(|| {
                 forecast
