@@ -396,6 +396,64 @@ mod tests {
     }
 
     #[test]
+    fn the_index_knows_sites_models_and_running_gpus() {
+        let node = |name: &str, site: &str| -> Arc<Node> {
+            Arc::new(
+                serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": {
+                    "verdant.dev/site": site, "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}}))
+                .unwrap(),
+            )
+        };
+        let pod = |name: &str, node: &str, gpus: u32, phase: &str| -> Arc<Pod> {
+            Arc::new(
+                serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": name, "namespace": "ml"},
+                    "spec": {"nodeName": node, "containers": [{"name": "c",
+                        "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}}}]},
+                    "status": {"phase": phase}
+                }))
+                .unwrap(),
+            )
+        };
+        let site: Arc<EnergySite> = Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "verdant.dev/v1alpha1", "kind": "EnergySite",
+                "metadata": {"name": "solar-a"},
+                "spec": {"nodeSelector": {"matchLabels": {"verdant.dev/site": "solar-a"}},
+                         "location": {"latitude": 36.1, "longitude": -79.9}}
+            }))
+            .unwrap(),
+        );
+        let index = SiteIndex::build(
+            &[
+                node("n1", "solar-a"),
+                node("n2", "solar-a"),
+                node("n3", "wind-b"),
+            ],
+            &[site],
+            &[
+                pod("a", "n1", 4, "Running"),
+                pod("b", "n1", 2, "Running"),
+                pod("c", "n1", 2, "Succeeded"),
+            ],
+        );
+        assert_eq!(
+            index.node_site.get("n1").map(String::as_str),
+            Some("solar-a")
+        );
+        assert_eq!(index.node_site.get("n3"), None, "no site selects it");
+        let mut nodes = index.site_nodes["solar-a"].clone();
+        nodes.sort();
+        assert_eq!(nodes, ["n1", "n2"]);
+        assert_eq!(index.node_model["n2"], "NVIDIA-H100-80GB-HBM3");
+        assert_eq!(
+            index.node_running_gpus["n1"], 6,
+            "finished pods hold no GPUs"
+        );
+        assert_eq!(index.node_running_gpus.get("n2"), None);
+    }
+
+    #[test]
     fn content_hash_tells_content_apart() {
         let a = report(vec![gpu(0, 650.0)]);
         let mut b = a.clone();
