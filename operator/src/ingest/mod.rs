@@ -415,3 +415,20 @@ fn attribute(ingest: &Ingest, report: &AgentReport) -> HashMap<usize, JobRef> {
     }
     jobs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_chunked_body_over_the_limit_is_too_large() {
+        // No Content-Length: the limit is found while reading.
+        let chunks =
+            futures::stream::iter((0..20).map(|_| Ok::<_, std::io::Error>(vec![b' '; 100_000])));
+        let rejection = read_body(Body::from_stream(chunks)).await.unwrap_err();
+        assert_eq!(rejection.reason, "too_large");
+        assert_eq!(rejection.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let small = read_body(Body::from("{}")).await.unwrap();
+        assert_eq!(&small[..], b"{}");
+    }
+}
