@@ -116,6 +116,9 @@ pub struct SiteContext {
 
 #[derive(Clone, Default)]
 struct SiteMemory {
+    /// The object the memory belongs to: a site deleted and created again under the same
+    /// name starts afresh.
+    uid: Option<String>,
     forecast: ForecastState,
 }
 
@@ -216,7 +219,14 @@ pub async fn reconcile(site: Arc<EnergySite>, sc: Arc<SiteContext>) -> Result<Ac
             sites.remove(&site);
             forget_metrics(ctx, &site);
         }
-        sites.get(&name).cloned().unwrap_or_default()
+        sites
+            .get(&name)
+            .filter(|m| m.uid == site.metadata.uid)
+            .cloned()
+            .unwrap_or_else(|| SiteMemory {
+                uid: site.metadata.uid.clone(),
+                ..SiteMemory::default()
+            })
     });
 
     let plant = plant_from_site(&site.spec);

@@ -258,7 +258,9 @@ pub fn compose(
         };
         return SiteForecast {
             built,
-            last_forecast_s: Some(now_s),
+            // The profile moves on by the hour; a per-second time would rewrite the
+            // status of an idle site at every update.
+            last_forecast_s: Some(build::hour_start(now_s)),
             degraded: None,
             ready,
         };
