@@ -121,7 +121,7 @@ pub async fn run(
     loop {
         write_due(&ctx, &store, &status).await;
         if last_maintenance.is_none_or(|at| at.elapsed() >= MAINTENANCE_EVERY) {
-            maintain(&ctx, &store, &retention).await;
+            maintain(&ctx, &store, &retention, &status).await;
             last_maintenance = Some(Instant::now());
         }
         tokio::time::sleep(TICK).await;
@@ -205,7 +205,7 @@ async fn write(ctx: &Context, ledger: &JobLedger, energy: &JobEnergy) -> kube::R
     Ok(())
 }
 
-async fn maintain(ctx: &Context, store: &Store, retention: &Retention) {
+async fn maintain(ctx: &Context, store: &Store, retention: &Retention, status: &EnergyStatus) {
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let live: HashSet<String> = ctx
         .stores
@@ -214,6 +214,11 @@ async fn maintain(ctx: &Context, store: &Store, retention: &Retention) {
         .iter()
         .filter_map(|j| j.uid())
         .collect();
+    status
+        .written
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|uid, _| live.contains(uid));
     if let Err(e) = store.mark_gone_jobs(&live, now_ms).await {
         warn!(error = %e, "marking the ledgers of deleted jobs failed");
     }

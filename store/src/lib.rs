@@ -21,8 +21,9 @@
 //! One pool type over both databases keeps a single code path, tested against both,
 //! instead of every query written twice behind an enum. It costs a conversion of each
 //! value through `AnyValue` (measured by the `ingest_throughput` bench) and limits column
-//! types to integers, floats and text, which is all this schema uses. SQL uses
-//! `$N` placeholders, which both SQLite and PostgreSQL accept. Pure: no Kubernetes types.
+//! types to integers, floats and text, which is all this schema uses. Generated
+//! multi-row statements use `$N` parameters on PostgreSQL and plain `?` on SQLite (see
+//! [`Backend::placeholder`]). Pure: no Kubernetes types.
 
 mod error;
 mod maintenance;
