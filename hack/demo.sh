@@ -21,6 +21,7 @@ NODES_PER_SITE="${VERDANT_DEMO_NODES_PER_SITE:-12}"
 JOBS="${VERDANT_DEMO_JOBS:-60}"
 TRACE="${VERDANT_DEMO_TRACE:-$REPO/hack/demo/itp-cluster-trace.csv}"
 SITES=(solar wind mixed)
+BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug"
 
 step() { echo ">> $*" >&2; }
 
@@ -53,7 +54,7 @@ up() {
   if alive "$STATE/operator.pid"; then
     step "operator already running (pid $(cat "$STATE/operator.pid"))"
   else
-    nohup "$REPO/target/debug/verdant-operator" run --http-addr "$HTTP_ADDR" --cycle-seconds 5 \
+    nohup "$BIN/verdant-operator" run --http-addr "$HTTP_ADDR" --cycle-seconds 5 \
       --weather-dir "$REPO/core/data/weather" \
       --ingest-addr "$INGEST_ADDR" --database-url "sqlite://$STATE/verdant.db" \
       --agent-service-account verdant-system:verdant-agent \
@@ -81,7 +82,7 @@ spec:
 POD
     "$kubectl" create token verdant-agent -n verdant-system --audience verdant --duration 12h \
       --bound-object-kind Pod --bound-object-name "verdant-agent-$node" >"$STATE/agents/$node.token"
-    nohup "$REPO/target/debug/verdant-agent" run --backend simulated --node-name "$node" \
+    nohup "$BIN/verdant-agent" run --backend simulated --node-name "$node" \
       --operator-url "http://$INGEST_ADDR" --token-file "$STATE/agents/$node.token" \
       --metrics-addr "127.0.0.1:$port" --buffer-dir "$STATE/agents/$node.buffer" \
       >"$STATE/agents/$node.log" 2>&1 &
