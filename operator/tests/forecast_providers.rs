@@ -244,8 +244,8 @@ async fn open_meteo_forecast_becomes_48_hourly_points() {
         "a sunny day in 48 h: {solar:?}"
     );
     assert!(
-        solar.iter().filter(|&&kw| kw == 0.0).count() >= 18,
-        "two nights: {solar:?}"
+        solar.iter().filter(|&&kw| kw == 0.0).count() >= 14,
+        "nights: {solar:?}"
     );
     assert!(
         f.built.hours.iter().all(|h| h.kw.wind_kw > 0.0),
