@@ -59,6 +59,7 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
         sites: &sites,
         assumed: &assumed,
         headroom_negative_since: &negative_since,
+        node_base_watts: ctx.node_base_watts,
         now_s,
     });
     for (first, second, node) in &built.overlapping_sites {

@@ -66,6 +66,9 @@ pub struct Inputs<'a> {
     pub assumed: &'a HashMap<String, Assumed>,
     /// Since when each site's headroom has been negative.
     pub headroom_negative_since: &'a HashMap<String, i64>,
+    /// Base power of a node besides its GPUs, W: part of every site's load, as in the
+    /// EnergySite controller's `loadKw`, so both see the same headroom.
+    pub node_base_watts: f64,
     /// Now, in Unix seconds.
     pub now_s: i64,
 }
@@ -153,16 +156,26 @@ pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
         jobs.push(engine_job(job, id, state, allowed_nodes, now_s));
     }
 
+    let mut nodes_per_site: HashMap<&str, u32> = HashMap::new();
+    for site in node_site.values() {
+        *nodes_per_site.entry(site.as_str()).or_default() += 1;
+    }
+    let base_w = if inputs.node_base_watts.is_finite() {
+        inputs.node_base_watts.max(0.0)
+    } else {
+        0.0
+    };
     let sites = inputs
         .sites
         .iter()
         .map(|site| {
             let name = site.name_any();
+            let site_nodes = nodes_per_site.get(name.as_str()).copied().unwrap_or(0);
             engine::Site {
                 supply: site_supply(site, now_s),
                 pue: site.spec.pue,
                 grid_carbon_g_per_kwh: site.spec.grid.carbon_intensity_g_per_kwh,
-                base_load_kw: 0.0,
+                base_load_kw: f64::from(site_nodes) * base_w * site.spec.pue.max(1.0) / 1000.0,
                 headroom_negative_since_s: inputs.headroom_negative_since.get(&name).copied(),
                 name,
             }
