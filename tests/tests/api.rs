@@ -6,8 +6,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
+use std::time::Duration;
 use verdant_crds::{EnergySite, GreenPolicy, TrainingJob};
-use verdant_tests::{ControlPlane, TestNamespace, repo_root};
+use verdant_tests::{ControlPlane, TestNamespace, repo_root, wait};
 
 #[tokio::test]
 async fn both_crds_become_established() -> anyhow::Result<()> {
@@ -101,17 +102,30 @@ async fn every_documented_example_applies_and_round_trips() -> anyhow::Result<()
     Ok(())
 }
 
+/// `kubectl explain`, retried: a new CRD reaches the API server's OpenAPI document a
+/// moment after it is Established, and explain reads that document.
+async fn explain(plane: &ControlPlane, path: &str) -> anyhow::Result<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match plane.kubectl_output(&["explain", path]) {
+            Ok(text) => return Ok(text),
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
 #[tokio::test]
 async fn kubectl_explain_shows_the_field_docs() -> anyhow::Result<()> {
     let plane = ControlPlane::shared();
-    let energy = plane.kubectl_output(&["explain", "trainingjob.spec.energy"])?;
+    let energy = explain(plane, "trainingjob.spec.energy").await?;
     assert!(
         energy.contains("When and how green the job must run"),
         "{energy}"
     );
     assert!(energy.contains("minRenewableFraction"), "{energy}");
     assert!(energy.contains("deadline − estimatedDuration"), "{energy}");
-    let site = plane.kubectl_output(&["explain", "energysite.spec.forecast.static"])?;
+    let site = explain(plane, "energysite.spec.forecast.static").await?;
     assert!(site.contains("exactly 24 values"), "{site}");
     Ok(())
 }
