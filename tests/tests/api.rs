@@ -8,7 +8,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 use std::time::Duration;
 use verdant_crds::{EnergySite, GreenPolicy, TrainingJob};
-use verdant_tests::{ControlPlane, TestNamespace, repo_root, wait};
+use verdant_tests::{ControlPlane, TestNamespace, repo_root};
 
 #[tokio::test]
 async fn both_crds_become_established() -> anyhow::Result<()> {
