@@ -9,7 +9,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/$(STATE)/kubeconfig
 TOOLS_BIN = $(shell hack/tools.sh --print-dir)/bin
 KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) $(TOOLS_BIN)/kubectl
 
-.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e postgres bench-store
+.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e postgres bench-store evaluate bench-sim
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -67,6 +67,14 @@ bench-e2e: tools ## 200 TrainingJobs on a 500-node KWOK cluster, to every pod bo
 
 bench-store: postgres ## Ingest throughput of the energy store, SQLite and PostgreSQL (release)
 	$(WITH_POSTGRES) $(CARGO) bench -p verdant-store --bench ingest_throughput
+
+evaluate: ## The standing experiment: 3 sites, summer and winter, ITP trace, 4 policies → docs/evaluation.md (~3 min)
+	$(CARGO) run --release --locked -p verdant-sim --bin verdant-evaluate
+
+bench-sim: ## Times the simulator on the evaluation's summer weeks: policies but the oracle, and the oracle (release)
+	$(CARGO) run --release --locked -p verdant-sim --bin sim-bench -- --runs 3 \
+	  --sites docs/evaluation/sites --trace sim/data/itp/cluster07.csv --from 2019-06-01 \
+	  --interruptible-share 1 --out target/bench-sim
 
 test: tools lint postgres ## Everything CI runs
 	@hack/tools.sh helm

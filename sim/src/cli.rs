@@ -47,6 +47,9 @@ pub struct SimulateArgs {
     /// Scale the trace so that it asks for this share of the cluster's GPU-hours.
     #[arg(long)]
     pub target_utilization: Option<f64>,
+    /// Multiply every site's renewable supply by this, for what-ifs (bigger or smaller plants).
+    #[arg(long, default_value_t = 1.0)]
+    pub supply_scale: f64,
     /// GPU nodes at each site.
     #[arg(long, default_value_t = 16)]
     pub nodes_per_site: u32,
@@ -220,6 +223,10 @@ fn validate(args: &SimulateArgs) -> Result<(), SimError> {
         args.trace_offset_days.is_finite() && args.trace_offset_days >= 0.0,
         "--trace-offset-days must be at least 0",
     )?;
+    check(
+        args.supply_scale.is_finite() && (0.0..=1000.0).contains(&args.supply_scale),
+        "--supply-scale must be 0 to 1000",
+    )?;
     check(!args.policies.is_empty(), "--policies names no policy")
 }
 
@@ -229,7 +236,12 @@ pub fn prepare(args: &SimulateArgs) -> Result<(Experiment, Setup), SimError> {
     let start_s = parse_from(&args.from)?;
     let end_s = start_s + i64::from(args.days + args.drain_days) * DAY_S;
     let hours = ((end_s - start_s) / HOUR_S + FORECAST_HOURS + 1) as usize;
-    let sites = load_sites(&args.sites, start_s, hours)?;
+    let mut sites = load_sites(&args.sites, start_s, hours)?;
+    if args.supply_scale != 1.0 {
+        for site in &mut sites {
+            site.scale_supply(args.supply_scale);
+        }
+    }
     let trace = read_trace(&args.trace, args.trace_format)?;
     let trace_days = trace.jobs.iter().map(|j| j.submit_s).max().unwrap_or(0) as f64 / DAY_S as f64;
     if args.trace_offset_days > trace_days {
@@ -300,6 +312,7 @@ pub fn prepare(args: &SimulateArgs) -> Result<(Experiment, Setup), SimError> {
         step_s: args.step_seconds,
         cluster,
         threshold: args.threshold,
+        supply_scale: args.supply_scale,
         seed: args.seed,
         trace: args.trace.file_name().map_or_else(
             || args.trace.display().to_string(),

@@ -7,7 +7,9 @@
 //!
 //! - `x[j,s,h] ≥ 0`: the share of hour `h` job `j` runs at site `s` (preemptive,
 //!   divisible: the relaxation). Only hours within `[r_j, d_j)` (or the horizon's end)
-//!   exist, and `Σ_s x[j,s,h] ≤ a[j,h]`, the share of the hour inside that window.
+//!   exist, and `Σ_s x[j,s,h] ≤ a[j,h]`, the share of the hour inside that window. Jobs
+//!   without a deadline get no variable where a site has no supply at all: work there
+//!   brings no renewable energy and need not be done, so the optimum is unchanged.
 //! - Capacity: `Σ_j g_j x[j,s,h] ≤ N_s` (the site's GPUs).
 //! - Work: `Σ_{s,h} x[j,s,h] + miss_j = W_j` with `0 ≤ miss_j ≤ W_j` for jobs with a
 //!   deadline; `Σ x ≤ W_j` for GreenOnly jobs (which need not finish).
@@ -94,22 +96,34 @@ pub fn solve_oracle(
         }
         windows.push(window);
     }
+    // Per job and window hour: the indices of its slots (one per site it may use then).
+    let mut hour_slots: Vec<Vec<(f64, Vec<usize>)>> = Vec::with_capacity(jobs.len());
     for (j, window) in windows.iter().enumerate() {
+        let mut per_hour = Vec::with_capacity(window.len());
         for &(hour, share) in window {
-            for site in 0..sites.len() {
-                let def = if sites.len() == 1 {
-                    variable().min(0.0).max(share)
-                } else {
-                    variable().min(0.0)
-                };
+            let mut ids = Vec::with_capacity(sites.len());
+            for (site, sim_site) in sites.iter().enumerate() {
+                // Work without a deadline need not be done: where there is no supply at
+                // all it could bring no renewable energy, so the optimum never puts it
+                // there and the variable can go (a third of the program, unchanged optimum).
+                if jobs[j].deadline_s.is_none()
+                    && sim_site.supply_kw_at(config.start_s + hour as i64 * HOUR_S) <= 0.0
+                {
+                    continue;
+                }
+                ids.push(slots.len());
                 slots.push(Slot {
                     job: j,
                     site,
                     hour,
-                    var: vars.add(def),
+                    var: vars.add(variable().min(0.0)),
                 });
             }
+            if !ids.is_empty() {
+                per_hour.push((share, ids));
+            }
         }
+        hour_slots.push(per_hour);
     }
     let misses: Vec<Option<Variable>> = jobs
         .iter()
@@ -178,25 +192,17 @@ pub fn solve_oracle(
         .max_iter(500);
     let mut constraints = 0;
 
-    // One job runs at most its window's share of each hour, over all sites.
-    let mut by_job: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
-    for (i, slot) in slots.iter().enumerate() {
-        by_job[slot.job].push(i);
-    }
-    for (j, slot_ids) in by_job.iter().enumerate() {
-        if sites.len() > 1 {
-            for (w, &(_, share)) in windows[j].iter().enumerate() {
-                let mut per_hour = Expression::default();
-                for &i in &slot_ids[w * sites.len()..(w + 1) * sites.len()] {
-                    per_hour.add_mul(1.0, slots[i].var);
-                }
-                model.add_constraint(per_hour.leq(share));
-                constraints += 1;
-            }
-        }
+    for (j, per_hour) in hour_slots.iter().enumerate() {
         let mut work = Expression::default();
-        for &i in slot_ids {
-            work.add_mul(1.0, slots[i].var);
+        for (share, ids) in per_hour {
+            // One job runs at most its window's share of each hour, over all sites.
+            let mut in_hour = Expression::default();
+            for &i in ids {
+                in_hour.add_mul(1.0, slots[i].var);
+                work.add_mul(1.0, slots[i].var);
+            }
+            model.add_constraint(in_hour.leq(*share));
+            constraints += 1;
         }
         let work_h = jobs[j].duration_s as f64 / HOUR_S as f64;
         match misses[j] {

@@ -36,6 +36,8 @@ pub struct Setup {
     pub step_s: i64,
     pub cluster: ClusterShape,
     pub threshold: f64,
+    /// Factor applied to every site's supply.
+    pub supply_scale: f64,
     pub seed: u64,
     /// The trace's file name.
     pub trace: String,
@@ -133,21 +135,25 @@ fn opt(v: Option<u64>) -> String {
     v.map_or_else(|| "–".to_owned(), |v| v.to_string())
 }
 
-/// The Markdown report: setup, the results table, the plots (`plots` are file names
-/// relative to the report).
-pub fn render_markdown(report: &Report, order: &[PolicyKind], plots: &[String]) -> String {
-    let setup = &report.setup;
+/// The setup in words: workload, cluster, job mix.
+pub fn setup_text(setup: &Setup) -> String {
     let w = &setup.workload;
-    let mut md = String::new();
-    let _ = writeln!(md, "# Simulation report\n");
-    let _ = writeln!(
-        md,
-        "{} jobs of `{}` ({:?} format, {:.0} GPU-hours, offered load {:.0} % of the cluster; \
+    let c = &setup.cluster;
+    format!(
+        "{} jobs of `{}` ({} format, {:.0} GPU-hours, offered load {:.0} % of the cluster; \
          scale factor {:.2}; {} dropped as larger than a site) submitted over {} days from {} UTC, \
-         run until {} UTC; a scheduling cycle every {} s; seed {}.\n",
+         run until {} UTC; a scheduling cycle every {} s; seed {}.\n\n\
+         Cluster: {} sites × {} nodes × {} GPUs; a GPU draws {} W busy and {} W idle, a node {} W \
+         besides its GPUs. Jobs: {} Immediate, {} GreenPreferred (min renewable fraction {}), {} \
+         GreenOnly (no deadline); {} jobs may be suspended (every GreenOnly job, {:.0} % of the \
+         GreenPreferred ones), losing {} of work each time; deadline = submit + duration × \
+         (1 + slack), slack drawn from {:?}{}. threshold-wait threshold: {}.\n",
         w.jobs,
         setup.trace,
-        setup.trace_format,
+        match setup.trace_format {
+            TraceFormat::Itp => "Microsoft ITP",
+            TraceFormat::Alibaba => "Alibaba GPU v2023",
+        },
         w.gpu_hours,
         100.0 * w.offered_utilization,
         w.scale_factor,
@@ -157,15 +163,6 @@ pub fn render_markdown(report: &Report, order: &[PolicyKind], plots: &[String]) 
         setup.horizon_end,
         setup.step_s,
         setup.seed,
-    );
-    let c = &setup.cluster;
-    let _ = writeln!(
-        md,
-        "Cluster: {} sites × {} nodes × {} GPUs; a GPU draws {} W busy and {} W idle, a node {} W \
-         besides its GPUs. Jobs: {} Immediate, {} GreenPreferred (min renewable fraction {}), {} \
-         GreenOnly (no deadline); {} jobs may be suspended (every GreenOnly job, {:.0} % of the \
-         GreenPreferred ones), redoing {} of work on resuming; deadline = submit + duration × \
-         (1 + slack), slack drawn from {:?}{}. threshold-wait threshold: {}.\n",
         setup.sites.len(),
         c.nodes_per_site,
         c.gpus_per_node,
@@ -186,12 +183,17 @@ pub fn render_markdown(report: &Report, order: &[PolicyKind], plots: &[String]) 
             String::new()
         },
         setup.threshold,
-    );
+    )
+}
+
+/// The sites and their supply over the horizon, as a Markdown table.
+pub fn sites_table(setup: &Setup) -> String {
+    let mut md = String::new();
     let _ = writeln!(
         md,
         "| site | supply | PUE | grid gCO₂/kWh | supply over the horizon | mean | peak |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---:|---:|---:|");
     for s in &setup.sites {
         let _ = writeln!(
             md,
@@ -210,7 +212,12 @@ pub fn render_markdown(report: &Report, order: &[PolicyKind], plots: &[String]) 
             s.peak_supply_kw
         );
     }
-    let _ = writeln!(md, "\n## Results\n");
+    md
+}
+
+/// The policies' metrics, in `order`, as a Markdown table.
+pub fn results_table(report: &Report, order: &[PolicyKind]) -> String {
+    let mut md = String::new();
     let _ = writeln!(
         md,
         "| policy | renewable kWh | grid kWh | total kWh | renewable share | CO₂ kg | of oracle | \
@@ -249,6 +256,28 @@ pub fn render_markdown(report: &Report, order: &[PolicyKind], plots: &[String]) 
             opt(m.restarts),
         );
     }
+    md
+}
+
+/// What the numbers mean, for readers of either report.
+pub const DEFINITIONS: &str = "Energies are the jobs' GPU energy, billed per window with \
+`verdant_core::accounting::SiteWindow::bill` (renewable share of a window = supply / facility \
+load, at most 1). *of oracle* is renewable kWh over the oracle's. Delay is first start − \
+submission; added delay is finish − (submission + duration), and ÷ slack divides it by the \
+delay the job's deadline allows (≤ 1: within the slack). A deadline is *feasible* when the \
+oracle's relaxation meets it (without the oracle: every deadline counts as feasible). The \
+oracle preempts and migrates for free, so it has no suspensions to count and its delays are \
+those of its first slice of work.";
+
+/// The Markdown report: setup, the results table, the plots (`plots` are file names
+/// relative to the report).
+pub fn render_markdown(report: &Report, order: &[PolicyKind], plots: &[String]) -> String {
+    let mut md = String::from("# Simulation report\n\n");
+    md.push_str(&setup_text(&report.setup));
+    md.push('\n');
+    md.push_str(&sites_table(&report.setup));
+    md.push_str("\n## Results\n\n");
+    md.push_str(&results_table(report, order));
     if let Some(oracle) = &report.oracle {
         let _ = writeln!(
             md,
@@ -258,14 +287,7 @@ pub fn render_markdown(report: &Report, order: &[PolicyKind], plots: &[String]) 
             oracle.variables, oracle.constraints, oracle.lp_bound_kwh
         );
     }
-    let _ = writeln!(
-        md,
-        "\nEnergies are the jobs' GPU energy, billed per window with \
-         `verdant_core::accounting::SiteWindow::bill` (renewable share of a window = supply / \
-         facility load, at most 1). Delay is first start − submission; added delay is finish − \
-         (submission + duration). A deadline is *feasible* when the oracle's relaxation meets it \
-         (without the oracle: every deadline counts as feasible).\n"
-    );
+    let _ = writeln!(md, "\n{DEFINITIONS}\n");
     if !plots.is_empty() {
         let _ = writeln!(md, "## Plots\n");
         for plot in plots {

@@ -51,6 +51,14 @@ impl SimSite {
         }
     }
 
+    /// Multiplies the supply by `factor` (a bigger or smaller plant).
+    pub fn scale_supply(&mut self, factor: f64) {
+        for kw in self.solar_kw.iter_mut().chain(self.wind_kw.iter_mut()) {
+            *kw *= factor;
+        }
+        self.source = format!("{} × {factor}", self.source);
+    }
+
     /// Renewable supply in kW during the hour containing `time_s`; 0 outside the series.
     pub fn supply_kw_at(&self, time_s: i64) -> f64 {
         let hour = (time_s - self.start_s).div_euclid(HOUR_S);

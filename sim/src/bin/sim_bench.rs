@@ -24,6 +24,19 @@ struct Cli {
     args: verdant_sim::cli::SimulateArgs,
 }
 
+/// CPU seconds this process has used (all threads, user + system), from /proc/self/stat
+/// (Linux; clock ticks of 1/100 s); `None` elsewhere. The machine is shared, so wall
+/// time alone says little.
+fn cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -53,45 +66,58 @@ fn main() -> anyhow::Result<()> {
         cli.runs
     );
     println!("prepare (sites, weather, trace): {prepare_s:.2} s");
-    let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut rows: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     if !simulated.is_empty() {
-        let mut all = Vec::new();
+        let (mut all, mut all_cpu) = (Vec::new(), Vec::new());
         let mut per_policy: Vec<Vec<f64>> = vec![Vec::new(); simulated.len()];
         for _ in 0..cli.runs {
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu_s());
             let comparison = experiment.compare(&simulated, false)?;
             all.push(t.elapsed().as_secs_f64());
+            all_cpu.push(cpu_s().zip(c).map_or(f64::NAN, |(b, a)| b - a));
             for (i, p) in simulated.iter().enumerate() {
                 per_policy[i].push(comparison.wall_s[p.name()]);
             }
         }
         let names: Vec<&str> = simulated.iter().map(|p| p.name()).collect();
-        rows.push((format!("{} (in parallel)", names.join(" + ")), all));
+        rows.push((format!("{} (in parallel)", names.join(" + ")), all, all_cpu));
         for (p, times) in simulated.iter().zip(per_policy) {
-            rows.push((format!("  {p} (its thread)"), times));
+            rows.push((format!("  {p} (its thread)"), times, Vec::new()));
         }
     }
     if with_oracle {
-        let mut times = Vec::new();
+        let (mut times, mut cpu) = (Vec::new(), Vec::new());
         let mut size = None;
         for _ in 0..cli.runs {
-            let t = Instant::now();
+            let (t, c) = (Instant::now(), cpu_s());
             let comparison = experiment.compare(&[PolicyKind::Oracle], false)?;
             times.push(t.elapsed().as_secs_f64());
+            cpu.push(cpu_s().zip(c).map_or(f64::NAN, |(b, a)| b - a));
             size = comparison.oracle.map(|o| (o.variables, o.constraints));
         }
         let label = match size {
             Some((v, c)) => format!("oracle (LP: {v} variables, {c} constraints)"),
             None => "oracle".to_owned(),
         };
-        rows.push((label, times));
+        rows.push((label, times, cpu));
     }
-    println!("\n| measurement | median s | min s | max s |");
-    println!("|---|---:|---:|---:|");
-    for (label, times) in rows {
+    println!("\n| measurement | median wall s | min | max | median CPU s |");
+    println!("|---|---:|---:|---:|---:|");
+    for (label, times, cpu) in rows {
         let min = times.iter().copied().fold(f64::INFINITY, f64::min);
         let max = times.iter().copied().fold(0.0, f64::max);
-        println!("| {label} | {:.2} | {min:.2} | {max:.2} |", median(times));
+        let cpu = if cpu.is_empty() {
+            "–".to_owned()
+        } else {
+            format!("{:.2}", median(cpu))
+        };
+        println!(
+            "| {label} | {:.2} | {min:.2} | {max:.2} | {cpu} |",
+            median(times)
+        );
+    }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("\nload average after the runs: {}", load.trim());
     }
     Ok(())
 }
