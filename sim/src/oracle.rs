@@ -8,11 +8,12 @@
 //! - `x[j,s,h] ≥ 0`: the share of hour `h` job `j` runs at site `s` (preemptive,
 //!   divisible: the relaxation). Only hours within `[r_j, d_j)` (or the horizon's end)
 //!   exist, and `Σ_s x[j,s,h] ≤ a[j,h]`, the share of the hour inside that window. Jobs
-//!   without a deadline get no variable where a site has no supply at all: work there
-//!   brings no renewable energy and need not be done, so the optimum is unchanged.
+//!   not due within the horizon get no variable where a site has no supply at all: work
+//!   there brings no renewable energy and need not be done, so the optimum is unchanged.
 //! - Capacity: `Σ_j g_j x[j,s,h] ≤ N_s` (the site's GPUs).
-//! - Work: `Σ_{s,h} x[j,s,h] + miss_j = W_j` with `0 ≤ miss_j ≤ W_j` for jobs with a
-//!   deadline; `Σ x ≤ W_j` for GreenOnly jobs (which need not finish).
+//! - Work: `Σ_{s,h} x[j,s,h] + miss_j = W_j` with `0 ≤ miss_j ≤ W_j` for jobs whose
+//!   deadline falls within the horizon; `Σ x ≤ W_j` for the others (GreenOnly jobs, and
+//!   jobs due after the horizon), which need not finish within it.
 //! - Renewable energy of the jobs at `(s,h)`: the accounting bills
 //!   `R(b) = P b · min(1, S / L(b))` kW for `b = Σ_j g_j x[j,s,h]` busy GPUs at `P` kW
 //!   each, where `L(b) = PUE (base + idle·(N − b) + P b)` is the facility load and `S`
@@ -97,18 +98,22 @@ pub fn solve_oracle(
         windows.push(window);
     }
     // Per job and window hour: the indices of its slots (one per site it may use then).
+    // Jobs whose deadline falls within the horizon must finish (or count as missed);
+    // the others' work within the horizon is optional, as for the policies.
+    let due: Vec<bool> = jobs
+        .iter()
+        .map(|job| job.deadline_s.is_some_and(|d| d <= config.end_s))
+        .collect();
     let mut hour_slots: Vec<Vec<(f64, Vec<usize>)>> = Vec::with_capacity(jobs.len());
     for (j, window) in windows.iter().enumerate() {
         let mut per_hour = Vec::with_capacity(window.len());
         for &(hour, share) in window {
             let mut ids = Vec::with_capacity(sites.len());
             for (site, sim_site) in sites.iter().enumerate() {
-                // Work without a deadline need not be done: where there is no supply at
-                // all it could bring no renewable energy, so the optimum never puts it
-                // there and the variable can go (a third of the program, unchanged optimum).
-                if jobs[j].deadline_s.is_none()
-                    && sim_site.supply_kw_at(config.start_s + hour as i64 * HOUR_S) <= 0.0
-                {
+                // Work that need not be done within the horizon could bring no renewable
+                // energy where there is no supply at all, so the optimum never puts it
+                // there and the variable can go (a sixth of the program, same optimum).
+                if !due[j] && sim_site.supply_kw_at(config.start_s + hour as i64 * HOUR_S) <= 0.0 {
                     continue;
                 }
                 ids.push(slots.len());
@@ -127,8 +132,9 @@ pub fn solve_oracle(
     }
     let misses: Vec<Option<Variable>> = jobs
         .iter()
-        .map(|job| {
-            job.deadline_s.map(|_| {
+        .zip(&due)
+        .map(|(job, &due)| {
+            due.then(|| {
                 vars.add(
                     variable()
                         .min(0.0)
@@ -288,7 +294,7 @@ pub fn solve_oracle(
             outcome.jobs[j].finish_s =
                 Some(slot_start.max(job.submit_s) + (x.min(1.0) * HOUR_S as f64).ceil() as i64);
         }
-        met.push(job.deadline_s.is_none() || finished);
+        met.push(!due[j] || finished);
     }
     let lp_bound_kwh: f64 = renewable.iter().map(|r| solution.value(*r).max(0.0)).sum();
     outcome.deadline_met_by_relaxation = Some(met);

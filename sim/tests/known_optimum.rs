@@ -196,3 +196,20 @@ fn an_interruptible_job_runs_only_in_the_sun_over_two_days() {
         "6 h 10 min on day 1, the other 3 h 50 min from 06:00 on day 2"
     );
 }
+
+#[test]
+fn a_deadline_after_the_horizon_is_not_missed_by_anyone() {
+    // 30 h of work due at 60 h, in a 24-hour horizon: nobody can finish it, nobody has
+    // missed its deadline yet, and the oracle puts its optional work in the sun.
+    let exp = experiment(vec![job("long", Policy::GreenPreferred, 1, 30, 60)]);
+    let cmp = exp.compare(&PolicyKind::ALL, false).unwrap();
+    for (name, m) in &cmp.metrics {
+        assert_eq!(m.deadline_misses, 0, "{name}");
+        assert_eq!(m.jobs_finished, 0, "{name}");
+    }
+    assert_close(
+        cmp.metrics["oracle"].renewable_kwh,
+        8.0 * 0.7 * 6.0,
+        "six sunny hours of the oracle's optional work",
+    );
+}
