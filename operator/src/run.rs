@@ -38,45 +38,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let plan = Arc::new(Plan::default());
 
-    let (pods, pods_writer) = reflector::store();
-    let (nodes, nodes_writer) = reflector::store();
-    let (sites, sites_writer) = reflector::store();
-    let wake = wake_scheduler.clone();
-    let pod_watch = reflector(
-        pods_writer,
-        watcher(Api::<Pod>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(move |_| {
-        wake.notify_one();
-        async {}
-    });
-    let wake = wake_scheduler.clone();
-    let node_watch = reflector(
-        nodes_writer,
-        watcher(Api::<Node>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(move |_| {
-        wake.notify_one();
-        async {}
-    });
-    let wake = wake_scheduler.clone();
-    let site_watch = reflector(
-        sites_writer,
-        watcher(
-            Api::<EnergySite>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(move |_| {
-        wake.notify_one();
-        async {}
-    });
+    let (pods, pod_watch) = cache_all::<Pod>(&client, &wake_scheduler);
+    let (nodes, node_watch) = cache_all::<Node>(&client, &wake_scheduler);
+    let (sites, site_watch) = cache_all::<EnergySite>(&client, &wake_scheduler);
 
     let owned = watcher::Config::default().labels(JOB_NAME_LABEL);
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
@@ -212,4 +176,37 @@ where
     .await
     .is_err()
     {}
+}
+
+/// A cache of every `K` in the cluster, and the watch that fills it; each change wakes
+/// the scheduling cycle.
+fn cache_all<K>(
+    client: &kube::Client,
+    wake: &Arc<Notify>,
+) -> (
+    kube::runtime::reflector::Store<K>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let wake = wake.clone();
+    let watch = reflector(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(move |_| {
+        wake.notify_one();
+        async {}
+    });
+    (store, watch)
 }
