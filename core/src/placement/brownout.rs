@@ -179,8 +179,12 @@ fn shed(cy: &mut Cycle<'_>, site: usize, jobs: &[RunningJob<'_>], headroom_kw: f
                 kw(freed_kw),
                 kw(gap_kw.max(0.0)),
             );
-            cy.decisions[j.index] =
-                Some(decision(j.job, Action::Suspend, Reason::Suspended, message));
+            cy.decisions[j.index] = Some(decision(
+                j.job,
+                Action::Suspend,
+                Reason::SuspendedForRenewables,
+                message,
+            ));
         }
     }
     for j in &lowest_first {

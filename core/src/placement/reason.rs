@@ -46,11 +46,13 @@ pub enum Reason {
     Unschedulable,
     /// Running job left as it is.
     Running,
-    /// Interruptible job suspended (GreenOnly, or GreenPreferred with its latest start at
-    /// least an hour ahead): its site's headroom has been negative for longer than the
-    /// grace period and capping could not close the gap, or it makes room for a job whose
-    /// latest start has come.
+    /// Interruptible job with slack suspended to make room for a job whose latest start
+    /// has come and that fits nowhere else.
     Suspended,
+    /// Interruptible job suspended for renewables (GreenOnly, or GreenPreferred with its
+    /// latest start at least an hour ahead): its site's headroom has been negative for
+    /// longer than the grace period and capping could not close the gap.
+    SuspendedForRenewables,
     /// Running job's GPU power cap set or changed to `percent` of the default limit.
     PowerCapped,
     /// Running job's GPU power cap lifted: the site has headroom again, with margin.
@@ -59,7 +61,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 17] = [
         Reason::PlacedImmediate,
         Reason::PlacedGreen,
         Reason::PlacedAtLatestStart,
@@ -74,6 +76,7 @@ impl Reason {
         Reason::Unschedulable,
         Reason::Running,
         Reason::Suspended,
+        Reason::SuspendedForRenewables,
         Reason::PowerCapped,
         Reason::PowerUncapped,
     ];
@@ -95,6 +98,7 @@ impl Reason {
             Reason::Unschedulable => "Unschedulable",
             Reason::Running => "Running",
             Reason::Suspended => "Suspended",
+            Reason::SuspendedForRenewables => "SuspendedForRenewables",
             Reason::PowerCapped => "PowerCapped",
             Reason::PowerUncapped => "PowerUncapped",
         }

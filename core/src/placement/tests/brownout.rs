@@ -85,7 +85,7 @@ fn after_the_grace_period_only_the_lowest_ordered_green_only_jobs_needed_are_sus
     let low = find(&d, "ns/low");
     assert_eq!(
         (&low.action, low.reason),
-        (&Action::Suspend, Reason::Suspended)
+        (&Action::Suspend, Reason::SuspendedForRenewables)
     );
     assert!(
         low.message
@@ -162,7 +162,7 @@ fn interruptible_green_preferred_jobs_are_suspended_only_while_their_slack_lasts
     let d = run(&snap);
     assert_eq!(
         (&find(&d, "ns/roomy").action, find(&d, "ns/roomy").reason),
-        (&Action::Suspend, Reason::Suspended)
+        (&Action::Suspend, Reason::SuspendedForRenewables)
     );
     assert_eq!(
         find(&d, "ns/tight").action,
@@ -211,21 +211,25 @@ fn an_interruptible_job_with_slack_starts_only_on_headroom_that_covers_it() {
     assert_eq!(run(&interruptible)[0].reason, Reason::PlacedGreen);
 }
 
-#[test]
-fn a_job_at_its_latest_start_has_interruptible_jobs_suspended_to_make_room() {
-    // Two full nodes: `roomy` (interruptible, latest start 5 h away) on node 0, `stuck`
-    // (not interruptible) on node 1. `due` needs 8 GPUs and its latest start has come.
+/// Two full nodes: `roomy` (interruptible, latest start 5 h away) on node 0, `stuck`
+/// (not interruptible) on node 1. `due` needs 8 GPUs and its latest start has come.
+pub fn make_room() -> Snapshot {
     let mut roomy = running_job("ns/roomy", 8, Policy::GreenPreferred, 0, 0);
     roomy.interruptible = true;
     roomy.latest_start_s = Some(NOW + 5 * HOUR);
     let stuck = running_job("ns/stuck", 8, Policy::GreenPreferred, 0, 1);
     let mut due = job("ns/due", 1, 8, Policy::GreenPreferred);
     due.latest_start_s = Some(NOW);
-    let snap = snapshot(
+    snapshot(
         vec![site("s", &[100.0, 100.0, 100.0, 100.0])],
         vec![node("s", 8, 8), node("s", 8, 8)],
         vec![roomy, stuck, due],
-    );
+    )
+}
+
+#[test]
+fn a_job_at_its_latest_start_has_interruptible_jobs_suspended_to_make_room() {
+    let snap = make_room();
     let d = run(&snap);
     let roomy = find(&d, "ns/roomy");
     assert_eq!(

@@ -163,6 +163,7 @@ fn every_reason_code_is_produced_by_some_scenario_and_spelled_as_its_name() {
         backfill::green_head(),
         brownout::capping(),
         brownout::suspension(),
+        brownout::make_room(),
         brownout::uncapping(),
         unschedulable,
     ];

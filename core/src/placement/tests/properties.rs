@@ -259,7 +259,10 @@ fn check_invariants(snap: &Snapshot, decisions: &[Decision]) -> Result<(), TestC
                         || (j.policy == Policy::GreenPreferred
                             && j.latest_start_s.is_some_and(|t| t - snap.now_s >= 3600))
                 );
-                prop_assert_eq!(d.reason, Reason::Suspended);
+                prop_assert!(matches!(
+                    d.reason,
+                    Reason::Suspended | Reason::SuspendedForRenewables
+                ));
             }
             Action::PowerCap { percent } => {
                 prop_assert!(is_running);
