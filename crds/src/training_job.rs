@@ -7,6 +7,10 @@ use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+/// The longest TrainingJob name: its pods are `<name>-<replica index>`, up to
+/// `<name>-1023` (1024 replicas), and a pod's hostname is its name, at most 63 characters.
+pub const MAX_NAME_LENGTH: usize = 63 - "-1023".len();
+
 /// A distributed GPU training job: `replicas` worker pods of `gpusPerReplica` GPUs each,
 /// placed together (all or nothing) at one energy site, when and where renewable power
 /// allows it.
@@ -20,7 +24,12 @@ use serde::{Deserialize, Serialize};
     shortname = "tj",
     category = "verdant",
     doc = "A distributed GPU training job that Verdant places where and when renewable power is available.",
+    // Names are checked on creation only (oldSelf absent): a name cannot change, and an
+    // object created before these rules must stay updatable so that it can be deleted.
+    validation = kube::core::Rule::new("oldSelf.hasValue() || size(self.metadata.name) <= 58").optional_old_self(true).message("metadata.name must be at most 58 characters: the pods are named <name>-<replica index> (up to <name>-1023), and a pod's hostname has at most 63"),
+    validation = kube::core::Rule::new("oldSelf.hasValue() || self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").optional_old_self(true).message("metadata.name must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending with a letter or digit (no dots); it names the job's headless Service and its pods' hostnames"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
     printcolumn(
         name = "GPUs/replica",
@@ -105,7 +114,9 @@ pub struct EnergyPolicySpec {
     pub policy: GreenPolicy,
 
     /// RFC 3339 time by which the job should finish. Requires `estimatedDuration`; the
-    /// latest start is then deadline − estimatedDuration. Exclusive with `maxDelay`.
+    /// latest start is then deadline − estimatedDuration. Exclusive with `maxDelay`. A
+    /// deadline already past at creation is accepted with a Warning Event and the condition
+    /// `DeadlineInPast`; the job is overdue and starts as soon as GPUs are free.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Time>,
 
@@ -183,8 +194,11 @@ pub struct RunPolicy {
     #[serde(default = "default_backoff_limit")]
     #[schemars(range(min = 0))]
     pub backoff_limit: i32,
-    /// Seconds the job may run (from its first start) before it is ended with the reason
-    /// DeadlineExceeded.
+    /// Seconds the job may run before it is ended with the reason DeadlineExceeded. Only
+    /// running time counts: the clock starts when every replica runs (`status.startTime`)
+    /// and a suspension (by `suspend`, or by Verdant for renewables or to make room)
+    /// stops it; it starts again from zero when the job runs again, as a Kubernetes Job's
+    /// does on resume. Gang restarts after a failure do not reset it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub active_deadline_seconds: Option<i64>,
@@ -227,11 +241,13 @@ pub enum JobPhase {
     Starting,
     /// Every replica is running.
     Running,
-    /// Pods were removed (by `runPolicy.suspend` or a GreenOnly brown-out); the job resumes later.
+    /// Pods were removed (by `runPolicy.suspend`, for renewables, or to make room for a job
+    /// at its latest start); the job resumes later.
     Suspended,
     /// Every replica completed successfully.
     Succeeded,
-    /// The job failed: backoff limit reached, deadline exceeded, or invalid.
+    /// The job failed: backoff limit reached, deadline exceeded, or its pods or Service
+    /// were rejected by the API server (`FailedCreate`).
     Failed,
 }
 
@@ -249,14 +265,16 @@ pub struct TrainingJobStatus {
     /// Pending, Deferred, Starting, Running, Suspended, Succeeded or Failed.
     #[serde(default)]
     pub phase: JobPhase,
-    /// A CamelCase reason for the last scheduling decision, such as `PlacedGreen` or
-    /// `DeferredForRenewables`.
+    /// A CamelCase reason for the last scheduling or lifecycle decision, such as
+    /// `PlacedGreen`, `DeferredForRenewables` or `FailedCreate` (every code is listed in
+    /// docs/api.md). Also the `REASON` column of `kubectl get tj`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The last scheduling decision in words, with the numbers behind it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    /// The EnergySite the job runs (or ran) at.
+    /// The EnergySite the job runs (or ran) at. It stays while the job is suspended or
+    /// restarting, until the job is placed again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
     /// The node of each replica, by replica index.
@@ -265,7 +283,8 @@ pub struct TrainingJobStatus {
     /// When a Deferred job is expected to start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_start_time: Option<Time>,
-    /// When the job first started.
+    /// When every replica last started running: the start of the `activeDeadlineSeconds`
+    /// clock. Cleared by a suspension and set again when the job runs again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
     /// When the job finished.
@@ -281,7 +300,8 @@ pub struct TrainingJobStatus {
     /// The job's energy so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<JobEnergy>,
-    /// Standard conditions: `Scheduled`, `Running`, `Suspended`, `Succeeded`, `Failed`.
+    /// Standard conditions: `Scheduled`, `Running`, `Suspended`, `Succeeded`, `Failed`;
+    /// `DeadlineInPast` when `spec.energy.deadline` was already past at creation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The `metadata.generation` this status reflects.
@@ -305,4 +325,49 @@ pub struct JobEnergy {
     pub renewable_percent: f64,
     /// CO₂ emitted for the grid energy, in grams, at the site's grid carbon intensity.
     pub co2_grams: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+
+    use super::*;
+
+    #[test]
+    fn the_name_rules_leave_room_for_the_last_pod_name() {
+        let crd = serde_json::to_value(TrainingJob::crd()).unwrap();
+        let rules =
+            &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"];
+        let rules: Vec<&str> = rules
+            .as_array()
+            .expect("root rules")
+            .iter()
+            .map(|r| r["rule"].as_str().unwrap())
+            .collect();
+        assert!(
+            rules
+                .iter()
+                .any(|r| r.contains(&format!("size(self.metadata.name) <= {MAX_NAME_LENGTH}"))),
+            "{rules:?}"
+        );
+        let longest_pod = format!("{}-1023", "a".repeat(MAX_NAME_LENGTH));
+        assert_eq!(longest_pod.len(), 63, "a pod hostname is a DNS label");
+    }
+
+    #[test]
+    fn kubectl_get_shows_the_reason() {
+        let crd = serde_json::to_value(TrainingJob::crd()).unwrap();
+        let columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+            .as_array()
+            .unwrap();
+        let reason = columns
+            .iter()
+            .find(|c| c["name"] == "Reason")
+            .expect("a Reason column");
+        assert_eq!(reason["jsonPath"], ".status.reason");
+        assert_eq!(
+            reason.get("priority").and_then(|p| p.as_i64()).unwrap_or(0),
+            0
+        );
+    }
 }

@@ -18,16 +18,38 @@ pub enum Error {
     /// The object is invalid in a way the API server's validation could not catch.
     #[error("invalid TrainingJob: {0}")]
     Invalid(String),
+    /// The API server rejected an object the operator built for the job (HTTP 400 or
+    /// 422): the same request would be rejected again, so retrying cannot help.
+    #[error("the API server rejected {object}: {message}")]
+    Rejected {
+        /// What was rejected, e.g. `pod train-0`.
+        object: String,
+        /// The API server's message, naming the field.
+        message: String,
+    },
 }
 
 impl Error {
     /// A short label for the `verdant_reconcile_errors_total` metric.
     pub fn metric_label(&self) -> &'static str {
+        use kube::runtime::finalizer::Error as FinalizerError;
         match self {
+            Error::Kube { source, .. } if rejection(source).is_some() => "invalid",
             Error::Kube { .. } => "kube",
-            Error::Finalizer(_) => "finalizer",
-            Error::Invalid(_) => "invalid",
+            // The finalizer wraps every error of apply and cleanup: label the cause.
+            Error::Finalizer(e) => match e.as_ref() {
+                FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => {
+                    inner.metric_label()
+                }
+                _ => "finalizer",
+            },
+            Error::Invalid(_) | Error::Rejected { .. } => "invalid",
         }
+    }
+
+    /// Whether the object itself is at fault, so that only a change to it can help.
+    pub fn is_invalid(&self) -> bool {
+        self.metric_label() == "invalid"
     }
 
     /// Wraps a kube error with what was being done.
@@ -37,5 +59,53 @@ impl Error {
     }
 }
 
+/// The API server's message when it rejected a request as invalid (HTTP 400 or 422).
+pub fn rejection(error: &kube::Error) -> Option<String> {
+    match error {
+        kube::Error::Api(status) if matches!(status.code, 400 | 422) => {
+            Some(status.message.clone())
+        }
+        _ => None,
+    }
+}
+
 /// Results of the reconcile steps.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(
+            serde_json::from_value(serde_json::json!({
+                "status": "Failure",
+                "message": "Pod \"t-0\" is invalid: spec.containers[0].name: Invalid value",
+                "reason": "Invalid",
+                "code": code,
+            }))
+            .unwrap(),
+        ))
+    }
+
+    #[test]
+    fn a_rejected_object_counts_as_invalid_even_through_the_finalizer() {
+        let rejected = Error::kube("creating pod t-0")(api_error(422));
+        assert_eq!(rejected.metric_label(), "invalid");
+        let wrapped = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::ApplyFailed(
+            rejected,
+        )));
+        assert_eq!(wrapped.metric_label(), "invalid");
+        assert!(wrapped.is_invalid());
+        let transient = Error::Finalizer(Box::new(kube::runtime::finalizer::Error::CleanupFailed(
+            Error::kube("x")(api_error(500)),
+        )));
+        assert_eq!(transient.metric_label(), "kube");
+        assert!(rejection(&api_error(409)).is_none());
+        assert!(
+            rejection(&api_error(422))
+                .unwrap()
+                .contains("spec.containers[0].name")
+        );
+    }
+}

@@ -29,6 +29,7 @@ pub mod labels;
 pub mod lifecycle;
 pub mod metrics;
 pub mod plan;
+pub mod reason;
 pub mod reconcile;
 pub mod run;
 pub mod scheduler;

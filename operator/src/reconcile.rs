@@ -17,6 +17,10 @@
 //! The caches may lag the API server by a moment; creation treats "already exists" as
 //! success, binding treats "already bound" as success, and missing pods only count as
 //! lost once the gang had fully started.
+//!
+//! A job whose pods or Service the API server rejects (HTTP 400/422) can never run as
+//! specified: it fails at once with `FailedCreate` and a Warning Event, its pods are
+//! deleted and the engine no longer counts it, so it holds no capacity.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +29,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::Event;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
@@ -33,12 +37,13 @@ use verdant_core::placement::Action;
 use verdant_crds::{JobPhase, TrainingJob, TrainingJobStatus};
 
 use crate::context::Context;
-use crate::error::{Error, Result};
-use crate::labels::{FIELD_MANAGER, FINALIZER, JOB_NAME_LABEL, RESTART_LABEL};
+use crate::error::{Error, Result, rejection};
+use crate::labels::{FIELD_MANAGER, FINALIZER, MANAGED_BY_LABEL, RESTART_LABEL};
 use crate::lifecycle::{Gang, observe};
 use crate::metrics::label;
+use crate::reason::Reason;
 use crate::snapshot::{job_id, pods_of_job};
-use crate::status::{self, set_phase};
+use crate::status::{self, all_replicas, clear_placement, set_phase};
 use crate::workload::{build_pod, build_service, pod_name};
 
 /// Reconciles one TrainingJob.
@@ -65,9 +70,10 @@ pub fn error_policy(job: Arc<TrainingJob>, error: &Error, ctx: Arc<Context>) -> 
         .get_or_create(&label("error", error.metric_label()))
         .inc();
     warn!(job = %job_id(&job), %error, "reconcile failed");
-    match error {
-        Error::Invalid(_) => Requeue::await_change(),
-        _ => Requeue::requeue(Duration::from_secs(5)),
+    if error.is_invalid() {
+        Requeue::await_change()
+    } else {
+        Requeue::requeue(Duration::from_secs(5))
     }
 }
 
@@ -99,12 +105,53 @@ async fn apply(job: Arc<TrainingJob>, ctx: &Context, api: &Api<TrainingJob>) -> 
         &job_pods,
     );
 
-    let requeue = step(&j, &mut status, &gang).await?;
+    let deadline_warning = status::warn_deadline_in_past(&mut status, &job, j.now);
+    let requeue = match step(&j, &mut status, &gang).await {
+        Err(Error::Rejected { object, message }) => {
+            fail_rejected(&j, &mut status, &object, &message).await?
+        }
+        other => other?,
+    };
     if status != previous {
         status::write(api, &job, &status).await?;
         publish_transition(&j, &previous, &status).await;
     }
+    if let Some(message) = deadline_warning {
+        publish(&j, Reason::DeadlineInPast, &message, "Accepted").await;
+    }
     Ok(requeue)
+}
+
+/// The API server rejected the job's pods or Service: the job can never run as
+/// specified. It fails, its pods go, and the engine stops counting it.
+async fn fail_rejected(
+    j: &JobCtx<'_>,
+    status: &mut TrainingJobStatus,
+    object: &str,
+    message: &str,
+) -> Result<Requeue> {
+    warn!(job = %job_id(j.job), %object, %message, "the API server rejected the job's workload; the job fails");
+    j.ctx
+        .metrics
+        .reconcile_errors
+        .get_or_create(&label("error", "invalid"))
+        .inc();
+    delete_pods(j, "the API server rejected the job's workload").await?;
+    j.ctx.plan.forget_assumed(&job_id(j.job));
+    clear_placement(status);
+    set_phase(
+        status,
+        JobPhase::Failed,
+        Reason::FailedCreate,
+        format!(
+            "the API server rejected {object}: {message}; the job cannot run as specified: fix spec.template and create it again"
+        ),
+        j.job.metadata.generation,
+        j.now,
+    );
+    status.completion_time = Some(Time(j.now));
+    j.ctx.wake_scheduler.notify_one();
+    ttl(j, status).await
 }
 
 /// Decides and performs the next step; mutates `status` to what it should become.
@@ -131,20 +178,24 @@ async fn step(j: &JobCtx<'_>, status: &mut TrainingJobStatus, gang: &Gang) -> Re
             delete_pods(j, "runPolicy.suspend is true").await?;
         }
         if !(status.phase == JobPhase::Suspended
-            && status.reason.as_deref() == Some("SuspendedByUser"))
+            && status.reason.as_deref() == Some(Reason::SuspendedByUser.as_str()))
         {
-            set_phase(status, JobPhase::Suspended, "SuspendedByUser", "runPolicy.suspend is true: pods deleted gracefully (the template's grace period lets training checkpoint); set it to false to resume".into(), generation, j.now);
-            clear_placement(status);
+            set_phase(status, JobPhase::Suspended, Reason::SuspendedByUser, "runPolicy.suspend is true: pods deleted gracefully (the template's grace period lets training checkpoint); set it to false to resume".into(), generation, j.now);
+            status::suspend(status);
             j.ctx.plan.forget_assumed(&id);
         }
         return Ok(Requeue::await_change());
     }
-    if status.phase == JobPhase::Suspended && status.reason.as_deref() == Some("SuspendedByUser") {
+    if status.phase == JobPhase::Suspended
+        && status.reason.as_deref() == Some(Reason::SuspendedByUser.as_str())
+    {
+        // Still Suspended: the engine queues it as a suspended job and resumes it
+        // (`Resumed`) under its policy, like a job suspended for renewables.
         set_phase(
             status,
-            JobPhase::Pending,
-            "Resuming",
-            "runPolicy.suspend is false again: waiting for the next scheduling cycle".into(),
+            JobPhase::Suspended,
+            Reason::Resuming,
+            "runPolicy.suspend is false again: waiting for the next scheduling cycle to resume the job".into(),
             generation,
             j.now,
         );
@@ -152,19 +203,20 @@ async fn step(j: &JobCtx<'_>, status: &mut TrainingJobStatus, gang: &Gang) -> Re
         return Ok(Requeue::requeue(Duration::from_secs(2)));
     }
 
-    if let (Some(limit_s), Some(start)) = (
-        job.spec.run_policy.active_deadline_seconds,
-        &status.start_time,
-    ) && j.now.as_second() - start.0.as_second() > limit_s
+    let limit_s = job.spec.run_policy.active_deadline_seconds;
+    if let Some(deadline) = status::active_deadline_at(limit_s, status)
+        && j.now > deadline
     {
+        let started = status.start_time.as_ref().map(|t| t.0);
         delete_pods(j, "activeDeadlineSeconds exceeded").await?;
         set_phase(
             status,
             JobPhase::Failed,
-            "DeadlineExceeded",
+            Reason::DeadlineExceeded,
             format!(
-                "the job ran longer than runPolicy.activeDeadlineSeconds ({limit_s} s) since {}; pods deleted",
-                start.0
+                "the job ran longer than runPolicy.activeDeadlineSeconds ({} s) since it last started running at {}; pods deleted",
+                limit_s.unwrap_or_default(),
+                started.map(|t| t.to_string()).unwrap_or_default()
             ),
             generation,
             j.now,
@@ -209,7 +261,7 @@ async fn running_gang(
             set_phase(
                 status,
                 JobPhase::Failed,
-                "BackoffLimitExceeded",
+                Reason::BackoffLimitExceeded,
                 format!(
                     "{problem}; the gang was already restarted {} time(s), runPolicy.backoffLimit is {limit}",
                     status.restarts
@@ -225,7 +277,7 @@ async fn running_gang(
         set_phase(
             status,
             JobPhase::Pending,
-            "GangRestart",
+            Reason::GangRestart,
             format!(
                 "{problem}; NCCL cannot survive a lost rank, so the whole gang was torn down and will be placed again (restart {} of at most {limit})",
                 status.restarts
@@ -242,8 +294,8 @@ async fn running_gang(
         set_phase(
             status,
             JobPhase::Succeeded,
-            "Completed",
-            format!("all {} replicas completed at {site}", gang.replicas.len()),
+            Reason::Completed,
+            format!("{} completed at {site}", all_replicas(gang.replicas.len())),
             generation,
             j.now,
         );
@@ -260,11 +312,11 @@ async fn running_gang(
             // its latest start.
             Action::Suspend if job.spec.energy.interruptible => {
                 delete_pods(j, &decision.message).await?;
-                clear_placement(status);
+                status::suspend(status);
                 set_phase(
                     status,
                     JobPhase::Suspended,
-                    decision.reason.as_str(),
+                    decision.reason.into(),
                     decision.message.clone(),
                     generation,
                     j.now,
@@ -272,17 +324,7 @@ async fn running_gang(
                 j.ctx.wake_scheduler.notify_one();
                 return Ok(Requeue::requeue(Duration::from_secs(30)));
             }
-            Action::PowerCap { percent } => {
-                status.power_cap_percent = Some(*percent as i32);
-                status.reason = Some(decision.reason.as_str().to_owned());
-                status.message = Some(decision.message.clone());
-            }
-            Action::Uncap => {
-                status.power_cap_percent = None;
-                status.reason = Some(decision.reason.as_str().to_owned());
-                status.message = Some(decision.message.clone());
-            }
-            _ => {}
+            _ => status::apply_power_decision(status, decision),
         }
     }
 
@@ -293,42 +335,34 @@ async fn running_gang(
             return Ok(Requeue::requeue(Duration::from_secs(1)));
         }
         if gang.all_running() {
-            if status.start_time.is_none() {
-                status.start_time = Some(Time(j.now));
-            }
+            status::mark_running(status, j.now);
             let reason = status
                 .reason
-                .clone()
-                .unwrap_or_else(|| "Running".to_owned());
+                .as_deref()
+                .and_then(Reason::from_code)
+                .unwrap_or(Reason::Engine(verdant_core::placement::Reason::Running));
             let message = format!(
-                "all {} replicas running at {site}; {}",
-                gang.replicas.len(),
+                "{} running at {site}; {}",
+                all_replicas(gang.replicas.len()),
                 status.message.clone().unwrap_or_default()
             );
             set_phase(
                 status,
                 JobPhase::Running,
-                &reason,
+                reason,
                 message,
                 generation,
                 j.now,
             );
-            return Ok(Requeue::requeue(Duration::from_secs(30)));
+            return Ok(Requeue::requeue(status::next_check(
+                status::active_deadline_at(job.spec.run_policy.active_deadline_seconds, status),
+                j.now,
+            )));
         }
         return Ok(Requeue::requeue(Duration::from_secs(2)));
     }
-    let next_check =
-        job.spec
-            .run_policy
-            .active_deadline_seconds
-            .map_or(Duration::from_secs(60), |limit| {
-                let started = status
-                    .start_time
-                    .as_ref()
-                    .map_or(j.now.as_second(), |t| t.0.as_second());
-                Duration::from_secs((started + limit + 1 - j.now.as_second()).clamp(1, 60) as u64)
-            });
-    Ok(Requeue::requeue(next_check))
+    let deadline = status::active_deadline_at(job.spec.run_policy.active_deadline_seconds, status);
+    Ok(Requeue::requeue(status::next_check(deadline, j.now)))
 }
 
 /// A job waiting for a placement: apply the cycle's decision.
@@ -345,7 +379,7 @@ async fn waiting_job(
     if let Some(placement) = assumed {
         // The assumed placement keeps the Place decision: later cycles see the job as
         // running and decide Keep for it.
-        let (reason, message) = (placement.reason.clone(), placement.message.clone());
+        let (reason, message) = (placement.reason, placement.message.clone());
         // The placement is written to the status before any pod exists: if the operator
         // dies now, it finishes this same gang after it restarts.
         status.site = Some(placement.site.clone());
@@ -354,7 +388,7 @@ async fn waiting_job(
         set_phase(
             status,
             JobPhase::Starting,
-            &reason,
+            reason.into(),
             message,
             generation,
             j.now,
@@ -369,7 +403,7 @@ async fn waiting_job(
             set_phase(
                 status,
                 JobPhase::Pending,
-                "Queued",
+                Reason::Queued,
                 "waiting for the next scheduling cycle".into(),
                 generation,
                 j.now,
@@ -378,7 +412,7 @@ async fn waiting_job(
         j.ctx.wake_scheduler.notify_one();
         return Ok(Requeue::requeue(Duration::from_secs(5)));
     };
-    let reason = decision.reason.as_str();
+    let reason = Reason::from(decision.reason);
     match &decision.action {
         Action::Defer { until_s, .. } => {
             let phase = if status.phase == JobPhase::Suspended {
@@ -402,6 +436,7 @@ async fn waiting_job(
             if gang.any_pod() {
                 delete_pods(j, &decision.message).await?;
             }
+            status::suspend(status);
             set_phase(
                 status,
                 JobPhase::Suspended,
@@ -486,7 +521,7 @@ async fn ensure_gang(
                             to_bind.push((name, node.clone()));
                         }
                     }
-                    Err(e) => return Err(Error::kube(format!("creating pod {name}"))(e)),
+                    Err(e) => return Err(creation_error(format!("pod {name}"), e)),
                 }
             }
         }
@@ -548,33 +583,55 @@ async fn ensure_service(j: &JobCtx<'_>) -> Result<()> {
             &Patch::Apply(&service),
         )
         .await
-        .map_err(Error::kube(format!(
-            "applying the headless Service of {}",
-            j.job.name_any()
-        )))?;
+        .map_err(|e| creation_error(format!("the headless Service {}", j.job.name_any()), e))?;
     Ok(())
+}
+
+/// A failed creation: `Rejected` when the API server refused the object as invalid (no
+/// retry can help), else a transient API error.
+fn creation_error(object: String, error: kube::Error) -> Error {
+    match rejection(&error) {
+        Some(message) => Error::Rejected { object, message },
+        None => Error::kube(format!("creating {object}"))(error),
+    }
 }
 
 async fn delete_pods(j: &JobCtx<'_>, why: &str) -> Result<()> {
-    let selector = format!("{JOB_NAME_LABEL}={}", j.job.name_any());
     info!(job = %job_id(j.job), reason = why, "deleting the gang's pods");
-    j.pods
-        .delete_collection(
-            &DeleteParams::default(),
-            &ListParams::default().labels(&selector),
-        )
+    delete_owned_pods(&j.pods, j.job).await
+}
+
+/// Deletes every pod the job owns, found by the job's UID in their owner references
+/// rather than by a label selector made of the job's name: that works for any name, so
+/// the operator can always delete what it created.
+async fn delete_owned_pods(pods: &Api<Pod>, job: &TrainingJob) -> Result<()> {
+    let job_name = job.name_any();
+    let managed = format!("{MANAGED_BY_LABEL}=verdant");
+    let listed = pods
+        .list(&ListParams::default().labels(&managed))
         .await
-        .map_err(Error::kube(format!(
-            "deleting the pods of {}",
-            j.job.name_any()
-        )))?;
+        .map_err(Error::kube(format!("listing the pods of {job_name}")))?;
+    let uid = job.uid();
+    for pod in listed.items.iter().filter(|p| owned_by(p, uid.as_deref())) {
+        let name = pod.name_any();
+        match pods.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                return Err(Error::kube(format!("deleting pod {name} of {job_name}"))(e));
+            }
+        }
+    }
     Ok(())
 }
 
-fn clear_placement(status: &mut TrainingJobStatus) {
-    status.site = None;
-    status.nodes.clear();
-    status.power_cap_percent = None;
+/// Whether `uid` is the controller owner of `pod`.
+fn owned_by(pod: &Pod, uid: Option<&str>) -> bool {
+    uid.is_some_and(|uid| {
+        pod.owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && o.uid == uid)
+    })
 }
 
 /// Deletes a finished job once its TTL has passed.
@@ -612,23 +669,15 @@ async fn ttl(j: &JobCtx<'_>, status: &TrainingJobStatus) -> Result<Requeue> {
 async fn cleanup(job: Arc<TrainingJob>, ctx: &Context) -> Result<Requeue> {
     let namespace = job.namespace().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    let selector = format!("{JOB_NAME_LABEL}={}", job.name_any());
-    pods.delete_collection(
-        &DeleteParams::default(),
-        &ListParams::default().labels(&selector),
-    )
-    .await
-    .map_err(Error::kube(format!(
-        "deleting the pods of deleted TrainingJob {}",
-        job.name_any()
-    )))?;
+    delete_owned_pods(&pods, &job).await?;
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
     match services
         .delete(&job.name_any(), &DeleteParams::default())
         .await
     {
         Ok(_) => {}
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        // 400: a name no Service can have (a job from before names were validated).
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 400 => {}
         Err(e) => {
             return Err(Error::kube(format!(
                 "deleting the Service of deleted TrainingJob {}",
@@ -659,37 +708,56 @@ async fn publish_transition(
         return;
     }
     let reason = match (previous.phase, status.phase) {
-        (JobPhase::Starting, JobPhase::Running) => "Started".to_owned(),
-        _ => status
-            .reason
-            .clone()
-            .unwrap_or_else(|| "Updated".to_owned()),
+        (JobPhase::Starting, JobPhase::Running) => Some(Reason::Started),
+        _ => status.reason.as_deref().and_then(Reason::from_code),
     };
-    let warning = matches!(status.phase, JobPhase::Failed)
-        || matches!(
-            reason.as_str(),
-            "GangRestart" | "Suspended" | "SuspendedForRenewables"
-        );
+    let Some(reason) = reason else {
+        warn!(job = %job_id(j.job), reason = ?status.reason, "no Event for a reason Verdant does not define");
+        return;
+    };
+    let message = status.message.clone().unwrap_or_default();
+    publish(
+        j,
+        reason,
+        &message,
+        crate::scheduler::phase_name(status.phase),
+    )
+    .await;
+}
+
+/// Publishes an Event on the job, of the reason's type, and counts the decision.
+async fn publish(j: &JobCtx<'_>, reason: Reason, message: &str, action: &str) {
     j.ctx
         .metrics
         .decisions
-        .get_or_create(&label("reason", &reason))
+        .get_or_create(&label("reason", reason.as_str()))
         .inc();
     let event = Event {
-        type_: if warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: reason.clone(),
-        note: status
-            .message
-            .clone()
-            .map(|m| m.chars().take(1000).collect()),
-        action: crate::scheduler::phase_name(status.phase).to_owned(),
+        type_: reason.event_type(),
+        reason: reason.as_str().to_owned(),
+        note: Some(message.chars().take(1000).collect()),
+        action: action.to_owned(),
         secondary: None,
     };
     if let Err(e) = j.ctx.recorder.publish(&event, &j.job.object_ref(&())).await {
         warn!(job = %job_id(j.job), error = %e, "could not publish event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_found_by_their_controller_owner() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x-0", "ownerReferences": [
+                {"apiVersion": "verdant.dev/v1alpha1", "kind": "TrainingJob", "name": "x", "uid": "u1", "controller": true}
+            ]}
+        }))
+        .unwrap();
+        assert!(owned_by(&pod, Some("u1")));
+        assert!(!owned_by(&pod, Some("u2")));
+        assert!(!owned_by(&pod, None));
     }
 }

@@ -99,7 +99,7 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
                             .map(|&i| node_names[i as usize].clone())
                             .collect(),
                         at_s: now_s,
-                        reason: decision.reason.as_str().to_owned(),
+                        reason: decision.reason,
                         message: decision.message.clone(),
                     },
                 );

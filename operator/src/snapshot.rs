@@ -29,8 +29,8 @@ pub struct Assumed {
     pub nodes: Vec<String>,
     /// When it was decided.
     pub at_s: i64,
-    /// The decision's reason code (e.g. `PlacedGreen`).
-    pub reason: String,
+    /// The decision's reason (e.g. `PlacedGreen`).
+    pub reason: engine::Reason,
     /// The decision's message, with its numbers.
     pub message: String,
 }
