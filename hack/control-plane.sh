@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# A real, local Kubernetes control plane for development and tests: etcd, kube-apiserver
-# (RBAC on, ServiceAccount token signing configured, so TokenRequest and TokenReview work)
-# and kwok, which runs the fake GPU nodes. There is no kube-controller-manager and no
-# kube-scheduler: nothing garbage-collects owned objects and nothing creates default
-# ServiceAccounts (see docs/architecture.md).
+# A real, local Kubernetes cluster for development and tests: etcd, kube-apiserver (RBAC
+# and the Node authorizer on, ServiceAccount token signing configured, so TokenRequest and
+# TokenReview work), kube-controller-manager (garbage collection, ServiceAccounts,
+# EndpointSlices, node lifecycle, ...), kube-scheduler, and kwok, which runs the fake GPU
+# nodes. With --real-node, also the machine's one real node (hack/node.sh: containerd,
+# kubelet, kube-proxy, CoreDNS); kube-apiserver then listens on the node address, where
+# pods reach it, instead of 127.0.0.1 (see docs/architecture.md).
 #
-#   hack/control-plane.sh up   DIR [--watch-pid PID]   start (idempotent); kubeconfig at DIR/kubeconfig
-#   hack/control-plane.sh down DIR                     stop everything and remove DIR
+#   hack/control-plane.sh up   DIR [--real-node] [--watch-pid PID]   start (idempotent);
+#                                                   kubeconfig at DIR/kubeconfig
+#   hack/control-plane.sh down DIR                  stop everything and remove DIR
 #   hack/control-plane.sh status DIR
 #
 # Ports: ETCD_PORT, ETCD_PEER_PORT, APISERVER_PORT, KWOK_PORT (defaults: free ports).
@@ -15,13 +18,17 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/pki.sh
+source "$REPO/hack/lib/pki.sh"
 cmd="${1:-}"; dir="${2:-}"
-[[ -n "$cmd" && -n "$dir" ]] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[[ -n "$cmd" && -n "$dir" ]] || { sed -n '2,19p' "$0" >&2; exit 2; }
 shift 2
 watch_pid=""
+real_node=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --watch-pid) watch_pid="$2"; shift 2 ;;
+    --real-node) real_node=1; shift ;;
     *) echo "unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -57,7 +64,9 @@ start_bg() { # name, command...
 }
 
 stop() {
-  local components=(kwok kube-apiserver etcd)
+  # The node first: its kubelet and kube-proxy talk to this API server.
+  [[ ! -f "$dir/real-node" ]] || "$REPO/hack/node.sh" down "$dir"
+  local components=(kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
   [[ -n "${VERDANT_FROM_WATCHDOG:-}" ]] || components+=(watchdog)
   for c in "${components[@]}"; do
     if [[ -f "$dir/$c.pid" ]]; then
@@ -78,25 +87,32 @@ certs() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=verdant-local-ca" \
       -keyout ca.key -out ca.crt 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout serving.key -out serving.csr 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc\n' >san.ext
+    # 10.96.0.1: the kubernetes Service, how pods reach the API server; 10.245.255.1: the
+    # real node's address (hack/node.sh), where the API server listens with --real-node.
+    printf 'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,IP:10.245.255.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n' >san.ext
     openssl x509 -req -in serving.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
       -extfile san.ext -out serving.crt 2>/dev/null
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
   )
+  # kube-apiserver's identity towards kubelets (which trust the cluster CA), and the
+  # controller-manager's and scheduler's, bound to their roles by the default RBAC policy.
+  client_cert "$dir/pki" apiserver-kubelet-client kube-apiserver-kubelet-client
+  client_cert "$dir/pki" kube-controller-manager system:kube-controller-manager
+  client_cert "$dir/pki" kube-scheduler system:kube-scheduler
   head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$ADMIN_TOKEN_FILE"
   echo "$(cat "$ADMIN_TOKEN_FILE"),verdant-admin,verdant-admin,system:masters" >"$dir/pki/tokens.csv"
 }
 
 write_kubeconfig() {
-  local port=$1
+  local server=$1
   cat >"$dir/kubeconfig" <<KUBECONFIG
 apiVersion: v1
 kind: Config
 clusters:
 - name: verdant-local
   cluster:
-    server: https://127.0.0.1:${port}
+    server: ${server}
     certificate-authority-data: $(base64 -w0 "$dir/pki/ca.crt")
 users:
 - name: verdant-admin
@@ -112,15 +128,35 @@ KUBECONFIG
 }
 
 up() {
-  "$REPO/hack/tools.sh" etcd kube-apiserver kubectl kwok
+  "$REPO/hack/tools.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
   local bin; bin="$("$REPO/hack/tools.sh" --print-dir)/bin"
-  if alive etcd && alive kube-apiserver && alive kwok; then
+  if alive etcd && alive kube-apiserver && alive kube-controller-manager && alive kube-scheduler \
+    && alive kwok && { [[ -z "$real_node" ]] || "$REPO/hack/node.sh" status >/dev/null; }; then
     log "already running; kubeconfig: $dir/kubeconfig"
     return 0
   fi
   stop
   local started=$SECONDS
+  # Loopback only, unless pods must reach the API server: then the real node's address
+  # (kube-apiserver binds one address), advertised as the kubernetes Service's endpoint.
+  local api_ip=127.0.0.1 api_endpoints=(--endpoint-reconciler-type=none)
+  if [[ -n "$real_node" ]]; then
+    "$REPO/hack/node.sh" claim "$dir"
+    api_ip="$("$REPO/hack/node.sh" address)"
+    api_endpoints=(--endpoint-reconciler-type=lease)
+    # A fresh cluster: the node's pods, leases and the kubernetes Service's endpoint (its
+    # port is free-chosen each start) must not outlive the processes that made them.
+    rm -rf "$dir/etcd"
+    touch "$dir/real-node"
+  fi
   certs
+  # Started first, so that a start that fails half-way is cleaned up too.
+  if [[ -n "$watch_pid" ]]; then
+    VERDANT_FROM_WATCHDOG=1 nohup bash -c \
+      "while kill -0 $watch_pid 2>/dev/null; do sleep 0.5; done; '$REPO/hack/control-plane.sh' down '$dir'" \
+      >/dev/null 2>&1 &
+    echo $! >"$dir/watchdog.pid"
+  fi
   local etcd_port="${ETCD_PORT:-$(free_port)}" peer_port="${ETCD_PEER_PORT:-$(free_port)}"
   local api_port="${APISERVER_PORT:-$(free_port)}" kwok_port="${KWOK_PORT:-$(free_port)}"
   echo "$api_port" >"$dir/apiserver-port"
@@ -132,26 +168,42 @@ up() {
     --initial-cluster "verdant=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
   wait_for "etcd" 90 curl -sf "http://127.0.0.1:$etcd_port/health"
 
-  log "starting kube-apiserver on https://127.0.0.1:$api_port"
+  log "starting kube-apiserver on https://$api_ip:$api_port"
   start_bg kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --bind-address "$api_ip" --advertise-address "$api_ip" --secure-port "$api_port" \
     --tls-cert-file "$dir/pki/serving.crt" --tls-private-key-file "$dir/pki/serving.key" \
     --client-ca-file "$dir/pki/ca.crt" \
     --token-auth-file "$dir/pki/tokens.csv" \
-    --authorization-mode RBAC \
+    --authorization-mode Node,RBAC \
+    --kubelet-client-certificate "$dir/pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key "$dir/pki/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$dir/pki/sa.pub" \
     --service-account-signing-key-file "$dir/pki/sa.key" \
     --api-audiences https://kubernetes.default.svc.cluster.local \
     --service-cluster-ip-range 10.96.0.0/16 \
     --enable-priority-and-fairness=false \
-    --endpoint-reconciler-type=none \
+    "${api_endpoints[@]}" \
     --watch-cache=true \
     --v=0
   wait_for "kube-apiserver /readyz" 180 curl -sf --cacert "$dir/pki/ca.crt" \
-    -H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")" "https://127.0.0.1:$api_port/readyz"
-  write_kubeconfig "$api_port"
+    -H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")" "https://$api_ip:$api_port/readyz"
+  write_kubeconfig "https://$api_ip:$api_port"
+
+  # No serving ports (--secure-port 0): many control planes run side by side in the tests.
+  cert_kubeconfig "$dir/pki" kube-controller-manager "https://$api_ip:$api_port" "$dir/kube-controller-manager.kubeconfig"
+  cert_kubeconfig "$dir/pki" kube-scheduler "https://$api_ip:$api_port" "$dir/kube-scheduler.kubeconfig"
+  log "starting kube-controller-manager and kube-scheduler"
+  start_bg kube-controller-manager "$bin/kube-controller-manager" \
+    --kubeconfig "$dir/kube-controller-manager.kubeconfig" --secure-port 0 --leader-elect=false \
+    --use-service-account-credentials --service-account-private-key-file "$dir/pki/sa.key" \
+    --root-ca-file "$dir/pki/ca.crt" --cluster-name verdant-local \
+    --node-monitor-grace-period 120s \
+    --v=0
+  start_bg kube-scheduler "$bin/kube-scheduler" \
+    --kubeconfig "$dir/kube-scheduler.kubeconfig" --secure-port 0 --leader-elect=false --v=0
 
   log "starting kwok (fake nodes annotated kwok.x-k8s.io/node=fake)"
   start_bg kwok "$bin/kwok" --kubeconfig "$dir/kubeconfig" --config "$REPO/hack/kwok/stages.yaml" \
@@ -162,13 +214,11 @@ up() {
   wait_for "CRDs to be Established" 30 env KUBECONFIG="$dir/kubeconfig" "$bin/kubectl" wait \
     --for condition=Established --timeout=5s crd/trainingjobs.verdant.dev crd/energysites.verdant.dev
   wait_for "kwok" 30 curl -sf "http://127.0.0.1:$kwok_port/healthz"
+  # The controller-manager is working once it made the default namespace's ServiceAccount.
+  wait_for "kube-controller-manager (the default ServiceAccount)" 120 env KUBECONFIG="$dir/kubeconfig" \
+    "$bin/kubectl" get serviceaccount default --namespace default
+  [[ -z "$real_node" ]] || "$REPO/hack/node.sh" up "$dir"
 
-  if [[ -n "$watch_pid" ]]; then
-    VERDANT_FROM_WATCHDOG=1 nohup bash -c \
-      "while kill -0 $watch_pid 2>/dev/null; do sleep 0.5; done; '$REPO/hack/control-plane.sh' down '$dir'" \
-      >/dev/null 2>&1 &
-    echo $! >"$dir/watchdog.pid"
-  fi
   log "ready in $((SECONDS - started))s; export KUBECONFIG=$dir/kubeconfig"
 }
 
@@ -176,8 +226,9 @@ case "$cmd" in
   up) up ;;
   down) stop; rm -rf "$dir"; log "stopped and removed $dir" ;;
   status)
-    for c in etcd kube-apiserver kwok; do
+    for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
       if alive "$c"; then echo "$c: running (pid $(cat "$dir/$c.pid"))"; else echo "$c: stopped"; fi
-    done ;;
+    done
+    [[ ! -f "$dir/real-node" ]] || "$REPO/hack/node.sh" status || true ;;
   *) echo "unknown command $cmd" >&2; exit 2 ;;
 esac

@@ -3,7 +3,10 @@
 # modules (no prebuilt downloads), and caches them outside the repository, keyed by
 # version, so later runs take no time.
 #
-#   hack/tools.sh [kube-apiserver|kubectl|etcd|kwok|helm ...]   # default: all but helm
+#   hack/tools.sh [NAME ...]        # default: the control plane (etcd kube-apiserver
+#                                   # kube-controller-manager kube-scheduler kubectl kwok)
+#   hack/tools.sh node              # the real node's kubelet, kube-proxy and coredns
+#   hack/tools.sh helm
 #   hack/tools.sh --print-dir                                     # where binaries live
 #
 # Versions are pinned in hack/tools/*/go.mod. Set VERDANT_TOOLS_DIR to move the cache.
@@ -14,9 +17,17 @@ export GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0
 CACHE="${VERDANT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/verdant/tools}"
 
 # name -> module dir, package, version source (module whose version keys the cache)
-declare -A MODDIR=([kube-apiserver]=kube [kubectl]=kube [etcd]=etcd [kwok]=kwok [helm]=helm)
+declare -A MODDIR=(
+  [kube-apiserver]=kube [kube-controller-manager]=kube [kube-scheduler]=kube [kubectl]=kube
+  [kubelet]=kube [kube-proxy]=kube [coredns]=coredns [etcd]=etcd [kwok]=kwok [helm]=helm
+)
 declare -A PKG=(
   [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
+  [kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+  [kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
+  [kubelet]=k8s.io/kubernetes/cmd/kubelet
+  [kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
+  [coredns]=github.com/coredns/coredns
   [kubectl]=k8s.io/kubernetes/cmd/kubectl
   [etcd]=go.etcd.io/etcd/server/v3
   [kwok]=sigs.k8s.io/kwok/cmd/kwok
@@ -24,6 +35,9 @@ declare -A PKG=(
 )
 declare -A VERSIONMOD=(
   [kube-apiserver]=k8s.io/kubernetes [kubectl]=k8s.io/kubernetes
+  [kube-controller-manager]=k8s.io/kubernetes [kube-scheduler]=k8s.io/kubernetes
+  [kubelet]=k8s.io/kubernetes [kube-proxy]=k8s.io/kubernetes
+  [coredns]=github.com/coredns/coredns
   [etcd]=go.etcd.io/etcd/server/v3 [kwok]=sigs.k8s.io/kwok [helm]=helm.sh/helm/v3
 )
 
@@ -84,7 +98,8 @@ if [[ "${1:-}" == "--path" ]]; then
   bin_path "$2"; exit 0
 fi
 names=("$@")
-[[ ${#names[@]} -gt 0 ]] || names=(etcd kube-apiserver kubectl kwok)
+[[ ${#names[@]} -gt 0 ]] || names=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+[[ "${names[*]}" != node ]] || names=(kubelet kube-proxy coredns)
 for n in "${names[@]}"; do
   [[ -n "${PKG[$n]:-}" ]] || { echo "error: unknown tool '$n' (known: ${!PKG[*]})" >&2; exit 2; }
   build "$n"

@@ -7,7 +7,9 @@ use std::sync::OnceLock;
 use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-/// A running etcd + kube-apiserver + kwok, started by `hack/control-plane.sh`.
+/// A running etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok,
+/// started by `hack/control-plane.sh`, and with [`ControlPlane::with_real_node`] the
+/// machine's one real node.
 pub struct ControlPlane {
     dir: PathBuf,
     kubeconfig: PathBuf,
@@ -15,6 +17,7 @@ pub struct ControlPlane {
 }
 
 static SHARED: OnceLock<ControlPlane> = OnceLock::new();
+static WITH_REAL_NODE: OnceLock<ControlPlane> = OnceLock::new();
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
@@ -32,7 +35,7 @@ impl ControlPlane {
     /// process die, by the watchdog). For tests that run an operator: an operator sees
     /// every node and job of its cluster, so tests that run one must not share it.
     pub fn start_owned() -> ControlPlane {
-        Self::start().unwrap_or_else(|e| panic!("control plane failed to start: {e:#}"))
+        Self::start(false).unwrap_or_else(|e| panic!("control plane failed to start: {e:#}"))
     }
 
     /// The control plane of this test process, started on first use.
@@ -41,11 +44,24 @@ impl ControlPlane {
     /// test can run, and the reason must be visible.
     pub fn shared() -> &'static ControlPlane {
         SHARED.get_or_init(|| {
-            Self::start().unwrap_or_else(|e| panic!("control plane failed to start: {e:#}"))
+            Self::start(false).unwrap_or_else(|e| panic!("control plane failed to start: {e:#}"))
         })
     }
 
-    fn start() -> anyhow::Result<ControlPlane> {
+    /// The control plane of this test process with the machine's real node (containerd,
+    /// kubelet, kube-proxy, CoreDNS: `hack/node.sh`), started on first use. There is one
+    /// real node per machine, so one test binary uses it, and its tests take turns.
+    ///
+    /// Panics with the logs if it cannot start.
+    pub fn with_real_node() -> &'static ControlPlane {
+        WITH_REAL_NODE.get_or_init(|| {
+            Self::start(true).unwrap_or_else(|e| {
+                panic!("control plane with the real node failed to start: {e:#}")
+            })
+        })
+    }
+
+    fn start(real_node: bool) -> anyhow::Result<ControlPlane> {
         // The watchdog removes the folder when this process exits.
         let dir = tempfile::Builder::new()
             .prefix("verdant-e2e-")
@@ -53,10 +69,14 @@ impl ControlPlane {
             .context("creating the control plane's temporary folder")?
             .keep();
         let script = crate::repo_root().join("hack/control-plane.sh");
-        let output = Command::new(&script)
-            .args(["up"])
+        let mut up = Command::new(&script);
+        up.args(["up"])
             .arg(&dir)
-            .args(["--watch-pid", &std::process::id().to_string()])
+            .args(["--watch-pid", &std::process::id().to_string()]);
+        if real_node {
+            up.arg("--real-node");
+        }
+        let output = up
             .output()
             .with_context(|| format!("running {}", script.display()))?;
         if !output.status.success() {
@@ -98,10 +118,14 @@ impl ControlPlane {
     /// A kube client with admin rights. Create one per test: a client is tied to the
     /// tokio runtime it was made on.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        Ok(kube::Client::try_from(self.config().await?)?)
+    }
+
+    /// The admin client configuration, to adjust (e.g. the server URL) before making a
+    /// client.
+    pub async fn config(&self) -> anyhow::Result<kube::Config> {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
-        Ok(kube::Client::try_from(config)?)
+        Ok(kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)
     }
 
     /// `kubectl` with this control plane's kubeconfig.

@@ -11,9 +11,8 @@ pub const E2E_LABEL: &str = "verdant.dev/e2e";
 /// A namespace owned by one test. When the test panics, dropping it prints the
 /// namespace's pods, Verdant objects, nodes and events, so a red test explains itself.
 ///
-/// The namespace itself is left in place: this control plane has no namespace controller
-/// to finish a deletion, and the whole control plane is removed when the test process
-/// ends.
+/// The namespace itself is left in place: the whole control plane is removed when the
+/// test process ends.
 pub struct TestNamespace {
     name: String,
     kubeconfig: std::path::PathBuf,
@@ -21,8 +20,8 @@ pub struct TestNamespace {
 }
 
 impl TestNamespace {
-    /// Creates `e2e-<test>-<suffix>`, labelled, with the `default` ServiceAccount that a
-    /// real cluster's controller-manager would create (this control plane has none).
+    /// Creates `e2e-<test>-<suffix>`, labelled, and waits for the `default` ServiceAccount
+    /// that kube-controller-manager creates (pods cannot be created before it exists).
     pub async fn create(
         plane: &ControlPlane,
         client: &kube::Client,
@@ -42,16 +41,17 @@ impl TestNamespace {
             .create(&PostParams::default(), &namespace)
             .await?;
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &name);
-        let default_account = ServiceAccount {
-            metadata: ObjectMeta {
-                name: Some("default".to_owned()),
-                ..Default::default()
+        crate::wait::until(
+            &format!("the default ServiceAccount of namespace {name}"),
+            std::time::Duration::from_secs(60),
+            || async {
+                Ok(match accounts.get_opt("default").await? {
+                    Some(_) => Ok(()),
+                    None => Err("not created yet".to_owned()),
+                })
             },
-            ..Default::default()
-        };
-        accounts
-            .create(&PostParams::default(), &default_account)
-            .await?;
+        )
+        .await?;
         Ok(Self {
             name,
             kubeconfig: plane.kubeconfig().to_path_buf(),
