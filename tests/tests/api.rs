@@ -125,6 +125,8 @@ async fn kubectl_explain_shows_the_field_docs() -> anyhow::Result<()> {
     );
     assert!(energy.contains("minRenewableFraction"), "{energy}");
     assert!(energy.contains("deadline − estimatedDuration"), "{energy}");
+    let deadline = explain(plane, "trainingjob.spec.runPolicy.activeDeadlineSeconds").await?;
+    assert!(deadline.contains("Only running time counts"), "{deadline}");
     let site = explain(plane, "energysite.spec.forecast.static").await?;
     assert!(site.contains("exactly 24 values"), "{site}");
     Ok(())
@@ -434,6 +436,65 @@ async fn malformed_objects_are_rejected_naming_the_field() -> anyhow::Result<()>
         "{} case(s) failed:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn names_that_cannot_form_pod_hostnames_or_the_service_are_rejected() -> anyhow::Result<()> {
+    let plane = ControlPlane::shared();
+    let client = plane.client().await?;
+    let ns = TestNamespace::create(plane, &client, "names").await?;
+    let tj_resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "verdant.dev",
+        "v1alpha1",
+        "TrainingJob",
+    ));
+    let jobs: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns.name(), &tj_resource);
+    let named = |name: &str| -> anyhow::Result<DynamicObject> {
+        Ok(serde_json::from_value(merged(
+            training_job(),
+            json!({"metadata": {"name": name}}),
+        ))?)
+    };
+    let longest = "a".repeat(verdant_crds::MAX_NAME_LENGTH);
+    let too_long = "a".repeat(verdant_crds::MAX_NAME_LENGTH + 1);
+    let length_rule = "metadata.name must be at most 58 characters";
+    let label_rule = "metadata.name must be a DNS-1035 label";
+    let cases = [
+        ("one character too long", too_long.as_str(), length_rule),
+        ("a dot", "bad.dot", label_rule),
+        ("a leading digit", "1st-run", label_rule),
+        ("a trailing dash", "run-", label_rule),
+    ];
+    let mut failures = Vec::new();
+    for (what, name, expected) in cases {
+        match jobs.create(&PostParams::default(), &named(name)?).await {
+            Ok(_) => failures.push(format!("{what} ({name}): accepted")),
+            Err(kube::Error::Api(status))
+                if status.code == 422 && status.message.contains(expected) => {}
+            Err(other) => failures.push(format!(
+                "{what} ({name}): expected a 422 naming {expected:?}, got {other}"
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // The longest name that leaves room for `-1023` is accepted, and stays updatable.
+    jobs.create(&PostParams::default(), &named(&longest)?)
+        .await?;
+    jobs.patch(
+        &longest,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"labels": {"team": "nlp"}}})),
+    )
+    .await?;
+    // `kubectl get` shows the REASON column.
+    let table = plane.kubectl_output(&["get", "trainingjobs", "-n", ns.name()])?;
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.split_whitespace().collect::<Vec<_>>()[..3] == ["NAME", "PHASE", "REASON"],
+        "{table}"
     );
     Ok(())
 }

@@ -14,6 +14,12 @@ use serde_json::{Value, json};
 use verdant_crds::{EnergySite, JobPhase, TrainingJob};
 use verdant_tests::{ControlPlane, OperatorProcess, TestNamespace, create_gpu_nodes, wait};
 
+/// A template the TrainingJob schema accepts but pod validation rejects (a container
+/// name must be a DNS label).
+fn rejected_template() -> Value {
+    json!({"template": {"spec": {"containers": [{"name": "Trainer_1", "image": "pytorch/pytorch"}]}}})
+}
+
 struct Scenario {
     _operator: Option<OperatorProcess>,
     ns: TestNamespace,
@@ -155,6 +161,56 @@ fn merge(target: &mut Value, patch: Value) {
 
 fn node_of(pod: &Pod) -> Option<String> {
     pod.spec.as_ref().and_then(|s| s.node_name.clone())
+}
+
+/// Scheduling cycles the operator has completed, from its `/metrics`.
+async fn cycles(operator: &OperatorProcess) -> anyhow::Result<u64> {
+    let text = reqwest::get(format!("{}/metrics", operator.http_url))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("verdant_scheduling_cycle_duration_seconds_count "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+        .ok_or_else(|| anyhow::anyhow!("no scheduling cycle count in the metrics"))
+}
+
+/// The Events on TrainingJob `job`, as (type, reason, note).
+async fn events_of(s: &Scenario, job: &str) -> anyhow::Result<Vec<(String, String, String)>> {
+    let events =
+        Api::<k8s_openapi::api::core::v1::Event>::namespaced(s.client.clone(), s.ns.name())
+            .list(&ListParams::default())
+            .await?;
+    Ok(events
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(job))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+/// Waits for an Event of `type_` and `reason` on TrainingJob `job`; returns its note.
+async fn wait_event(s: &Scenario, job: &str, type_: &str, reason: &str) -> anyhow::Result<String> {
+    wait::until(
+        &format!("a {type_} Event {reason} on {job}"),
+        Duration::from_secs(30),
+        || async move {
+            let events = events_of(s, job).await?;
+            Ok(events
+                .iter()
+                .find(|(t, r, _)| t == type_ && r == reason)
+                .map(|(_, _, note)| note.clone())
+                .ok_or_else(|| format!("events: {events:?}")))
+        },
+    )
+    .await
 }
 
 fn phase_of(pod: &Pod) -> String {
@@ -323,27 +379,43 @@ async fn gang_waits_whole_until_capacity_frees_and_never_partially_binds() -> an
     .await?;
 
     let job = s.wait_phase("big", JobPhase::Pending, 30).await?;
-    // Several cycles later, still nothing bound.
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let job = s.jobs().get(&job.name_any()).await?;
     let status = job.status.unwrap();
-    assert_eq!(status.phase, JobPhase::Pending, "{:?}", status.message);
     assert_eq!(
         status.reason.as_deref(),
         Some("WaitingForCapacity"),
         "{:?}",
         status.message
     );
-    let bound: Vec<_> = s
-        .pods_of("big")
-        .await?
-        .into_iter()
-        .filter(|p| node_of(p).is_some())
-        .collect();
-    assert!(
-        bound.is_empty(),
-        "no partial gang may hold GPUs: {:?}",
-        bound.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    // Through three more scheduling cycles, no pod of the gang is ever bound.
+    let operator = s._operator.as_ref().unwrap();
+    let from = cycles(operator).await?;
+    let bound = wait::until(
+        "three more scheduling cycles, or a bound pod",
+        Duration::from_secs(30),
+        || async {
+            let bound: Vec<String> = s
+                .pods_of("big")
+                .await?
+                .into_iter()
+                .filter(|p| node_of(p).is_some())
+                .map(|p| p.name_any())
+                .collect();
+            let done = cycles(operator).await?;
+            Ok(if !bound.is_empty() || done >= from + 3 {
+                Ok(bound)
+            } else {
+                Err(format!("{} cycles so far", done - from))
+            })
+        },
+    )
+    .await?;
+    assert!(bound.is_empty(), "no partial gang may hold GPUs: {bound:?}");
+    let status = s.jobs().get("big").await?.status.unwrap();
+    assert_eq!(
+        (status.phase, status.reason.as_deref()),
+        (JobPhase::Pending, Some("WaitingForCapacity")),
+        "{:?}",
+        status.message
     );
 
     s.pods().delete("blocker", &DeleteParams::default()).await?;
@@ -633,5 +705,215 @@ async fn two_jobs_that_each_need_the_whole_cluster_both_finish_in_turn() -> anyh
         first.completion_time.unwrap().0 <= second.start_time.unwrap().0,
         "the higher-priority job ran first and the other started after it finished"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn jobs_the_operator_cannot_act_on_get_a_warning_hold_nothing_and_delete_cleanly()
+-> anyhow::Result<()> {
+    let mut s = Scenario::start("rejected").await?;
+    create_gpu_nodes(&s.client, "site", "site", 1, 8).await?;
+    s.site("site", json!({"constantKw": 1000.0})).await?;
+    s.start_operator()?;
+
+    // Pods the API server rejects: the job fails at once, with the reason in status
+    // and a Warning Event, and frees its GPUs.
+    let mut spec = json!({"energy": {"policy": "Immediate"}});
+    merge(&mut spec, rejected_template());
+    s.job("broken", 1, 8, spec, json!({})).await?;
+    let job = s.wait_phase("broken", JobPhase::Failed, 60).await?;
+    let status = job.status.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("FailedCreate"));
+    let message = status.message.unwrap_or_default();
+    assert!(
+        message.contains("broken-0") && message.contains("spec.containers[0].name"),
+        "{message}"
+    );
+    assert!(
+        status.nodes.is_empty(),
+        "holds no nodes: {:?}",
+        status.nodes
+    );
+    let note = wait_event(&s, "broken", "Warning", "FailedCreate").await?;
+    assert!(note.contains("spec.containers[0].name"), "{note}");
+
+    // Its GPUs are free: a job needing all of them runs.
+    s.job(
+        "next",
+        1,
+        8,
+        json!({"energy": {"policy": "Immediate"}}),
+        json!({}),
+    )
+    .await?;
+    s.wait_phase("next", JobPhase::Running, 60).await?;
+
+    // A job that can never run as specified: Unschedulable, with a Warning Event.
+    s.job(
+        "too-wide",
+        1,
+        16,
+        json!({"energy": {"policy": "Immediate"}}),
+        json!({}),
+    )
+    .await?;
+    wait_event(&s, "too-wide", "Warning", "Unschedulable").await?;
+
+    // The operator deletes what it owns: the failed job goes, finalizer and all.
+    s.jobs().delete("broken", &DeleteParams::default()).await?;
+    let jobs = s.jobs();
+    wait::until(
+        "the failed job to be deleted",
+        Duration::from_secs(30),
+        || {
+            let jobs = jobs.clone();
+            async move {
+                Ok(match jobs.get_opt("broken").await? {
+                    None => Ok(()),
+                    Some(j) => Err(format!("still there, finalizers {:?}", j.finalizers())),
+                })
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn suspended_time_does_not_count_toward_active_deadline_seconds() -> anyhow::Result<()> {
+    let mut s = Scenario::start("active-deadline").await?;
+    create_gpu_nodes(&s.client, "site", "site", 1, 8).await?;
+    s.site("site", json!({"constantKw": 1000.0})).await?;
+    s.start_operator()?;
+    let limit_s = 10;
+    s.job(
+        "timed",
+        1,
+        8,
+        json!({"energy": {"policy": "Immediate"}, "runPolicy": {"activeDeadlineSeconds": limit_s}}),
+        json!({}),
+    )
+    .await?;
+    let job = s.wait_phase("timed", JobPhase::Running, 60).await?;
+    let first_start = job.status.unwrap().start_time.expect("started").0;
+
+    let suspend = |value: bool| json!({"spec": {"runPolicy": {"suspend": value}}});
+    s.jobs()
+        .patch(
+            "timed",
+            &PatchParams::default(),
+            &Patch::Merge(&suspend(true)),
+        )
+        .await?;
+    let job = s.wait_phase("timed", JobPhase::Suspended, 30).await?;
+    let status = job.status.unwrap();
+    assert_eq!(
+        status.site.as_deref(),
+        Some("site"),
+        "the site it ran at stays"
+    );
+    assert_eq!(status.start_time, None, "the run clock stopped");
+
+    // Suspended past the limit: had the clock kept running, the job would be over.
+    let over = first_start + jiff::SignedDuration::from_secs(limit_s + 2);
+    let jobs = s.jobs();
+    wait::until(
+        "the limit to pass while suspended",
+        Duration::from_secs(30),
+        || {
+            let jobs = jobs.clone();
+            async move {
+                let phase = jobs.get("timed").await?.status.unwrap_or_default().phase;
+                anyhow::ensure!(phase == JobPhase::Suspended, "left Suspended: {phase:?}");
+                Ok(if jiff::Timestamp::now() > over {
+                    Ok(())
+                } else {
+                    Err(format!("{phase:?}"))
+                })
+            }
+        },
+    )
+    .await?;
+    let resumed_at = jiff::Timestamp::now();
+    s.jobs()
+        .patch(
+            "timed",
+            &PatchParams::default(),
+            &Patch::Merge(&suspend(false)),
+        )
+        .await?;
+    let status = wait::until(
+        "the job to run again (or fail)",
+        Duration::from_secs(60),
+        || {
+            let jobs = jobs.clone();
+            async move {
+                let status = jobs.get("timed").await?.status.unwrap_or_default();
+                Ok(match status.phase {
+                    JobPhase::Running | JobPhase::Failed => Ok(status),
+                    other => Err(format!("{other:?} {:?}", status.reason)),
+                })
+            }
+        },
+    )
+    .await?;
+    assert_eq!(
+        (status.phase, status.reason.as_deref()),
+        (JobPhase::Running, Some("Resumed")),
+        "{:?}",
+        status.message
+    );
+    let second_start = status.start_time.expect("started again").0;
+    assert!(
+        second_start.as_second() >= resumed_at.as_second(),
+        "the clock starts again at the resume: {second_start} < {resumed_at}"
+    );
+
+    // Then the limit ends it, counted from the resume.
+    let job = s.wait_phase("timed", JobPhase::Failed, 60).await?;
+    let status = job.status.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("DeadlineExceeded"));
+    let failed_at = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Failed")
+        .unwrap()
+        .last_transition_time
+        .0;
+    assert!(
+        failed_at.as_second() - second_start.as_second() >= limit_s,
+        "ran {} s after the resume",
+        failed_at.as_second() - second_start.as_second()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deadline_already_past_is_accepted_warned_and_overdue() -> anyhow::Result<()> {
+    let mut s = Scenario::start("past-deadline").await?;
+    create_gpu_nodes(&s.client, "dark", "dark", 1, 8).await?;
+    s.site("dark", json!({"constantKw": 0.0})).await?;
+    s.start_operator()?;
+    let deadline = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    s.job(
+        "late",
+        1,
+        8,
+        json!({"energy": {"policy": "GreenPreferred", "deadline": deadline.to_string(), "estimatedDuration": "1h"}}),
+        json!({}),
+    )
+    .await?;
+    // Overdue: it starts without green power, at once.
+    let job = s.wait_phase("late", JobPhase::Running, 60).await?;
+    let status = job.status.unwrap();
+    assert_eq!(status.reason.as_deref(), Some("PlacedAtLatestStart"));
+    let condition = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "DeadlineInPast")
+        .expect("a DeadlineInPast condition");
+    assert_eq!(condition.status, "True");
+    let note = wait_event(&s, "late", "Warning", "DeadlineInPast").await?;
+    assert!(note.contains("already past"), "{note}");
     Ok(())
 }
