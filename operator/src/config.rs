@@ -42,6 +42,17 @@ pub struct RunArgs {
     #[arg(long, env = "VERDANT_DEFAULT_DURATION_SECONDS", default_value_t = 3600)]
     pub default_duration_seconds: i64,
 
+    /// Runs the operator's own time constants this many times faster than the wall clock,
+    /// to match weather replayed with `spec.forecast.replay.speedup` (`make demo` sets both
+    /// to 120: a day in 12 minutes). Divided by it: --green-only-grace-seconds,
+    /// --default-duration-seconds, --forecast-max-age-seconds, the overrun extension
+    /// (30 min), the suspension slack of GreenPreferred jobs (1 h), the forecast's step (an
+    /// hour) and its persistence decay (6 h). Not scaled: what job specs say (durations,
+    /// deadlines), how often work is done (--cycle-seconds, --site-status-seconds), Static
+    /// profiles (UTC hours of the wall clock) and energy accounting. 1 to 3600.
+    #[arg(long, env = "VERDANT_TIME_SCALE", default_value = "1", value_parser = TimeScale::parse)]
+    pub time_scale: TimeScale,
+
     /// Address of the HTTP server for /metrics, /livez and /readyz.
     #[arg(long, env = "VERDANT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
@@ -72,6 +83,10 @@ pub enum LogFormat {
     Json,
 }
 
+
+    /// Leader election, for more than one replica.
+    #[command(flatten)]
+    pub leader: crate::leader::LeaderArgs,
 fn parse_model_watts(text: &str) -> Result<(String, f64), String> {
     let (model, watts) = text
         .split_once('=')
@@ -87,20 +102,69 @@ fn parse_model_watts(text: &str) -> Result<(String, f64), String> {
 }
 
 impl RunArgs {
-    /// The placement engine's settings.
+    /// The placement engine's settings, its durations divided by --time-scale.
     pub fn engine_config(&self) -> EngineConfig {
+        let defaults = EngineConfig::default();
+        let scale = self.time_scale;
         EngineConfig {
             default_gpu_watts: self.default_gpu_watts,
             gpu_watts_by_model: self.gpu_watts.iter().cloned().collect(),
-            green_only_grace_s: self.green_only_grace_seconds,
-            default_duration_s: self.default_duration_seconds,
-            ..EngineConfig::default()
+            green_only_grace_s: scale.wall_s(self.green_only_grace_seconds),
+            default_duration_s: scale.wall_s(self.default_duration_seconds),
+            overrun_extension_s: scale.wall_s(defaults.overrun_extension_s),
+            suspend_min_slack_s: scale.wall_s(defaults.suspend_min_slack_s),
+            ..defaults
         }
     }
 
     /// Time between cycles.
     pub fn cycle_period(&self) -> Duration {
         Duration::from_secs(self.cycle_seconds.max(1))
+    }
+}
+
+/// How many times faster than the wall clock the operator's time constants run
+/// (`--time-scale`; 1 in production).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeScale(f64);
+
+impl TimeScale {
+    /// Wall-clock time.
+    pub const REAL_TIME: Self = Self(1.0);
+    /// The largest scale: an hour in a second, the shortest forecast step there is.
+    pub const MAX: f64 = 3600.0;
+
+    /// The scale `factor`; 1 to [`Self::MAX`].
+    pub fn new(factor: f64) -> Result<Self, String> {
+        if (1.0..=Self::MAX).contains(&factor) {
+            Ok(Self(factor))
+        } else {
+            Err(format!(
+                "{factor}: --time-scale must be between 1 (wall clock) and {} (an hour a second)",
+                Self::MAX
+            ))
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let factor: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?}: --time-scale must be a number, e.g. 120"))?;
+        Self::new(factor)
+    }
+
+    /// How many times faster than the wall clock.
+    pub fn factor(self) -> f64 {
+        self.0
+    }
+
+    /// `seconds` of operator time in wall seconds; a positive duration stays at least 1 s.
+    pub fn wall_s(self, seconds: i64) -> i64 {
+        if seconds <= 0 {
+            return seconds;
+        }
+        ((seconds as f64 / self.0).round() as i64).max(1)
     }
 }
 
@@ -129,5 +193,21 @@ mod tests {
                 .unwrap_err()
                 .contains("positive")
         );
+    }
+
+    #[test]
+    fn time_scale_divides_durations_and_rejects_nonsense() {
+        let demo = TimeScale::parse("120").unwrap();
+        assert_eq!(demo.wall_s(600), 5);
+        assert_eq!(demo.wall_s(3600), 30);
+        assert_eq!(demo.wall_s(60), 1, "a positive duration stays positive");
+        assert_eq!(demo.wall_s(0), 0);
+        assert_eq!(TimeScale::REAL_TIME.wall_s(600), 600);
+        for bad in ["0", "0.5", "-2", "7200", "fast", "NaN"] {
+            assert!(
+                TimeScale::parse(bad).unwrap_err().contains("--time-scale"),
+                "{bad}"
+            );
+        }
     }
 }

@@ -10,6 +10,7 @@
 //! - [`ingest`]: the agents' reports (`POST /v1/reports`), billed into the store;
 //! - [`energy_status`]: `TrainingJob.status.energy` from the ledgers, and retention;
 //! - [`run`], [`server`], [`metrics`], [`config`]: the process around it;
+//! - [`leader`], [`standby`]: leader election on a Lease, and what followers answer;
 //! - [`web`]: the dashboard at `/` and its JSON API.
 //!
 //! The placement engine, the energy models and the accounting live in `verdant-core`,
@@ -26,6 +27,7 @@ pub mod energy_status;
 pub mod error;
 pub mod ingest;
 pub mod labels;
+pub mod leader;
 pub mod lifecycle;
 pub mod metrics;
 pub mod plan;
@@ -36,6 +38,7 @@ pub mod scheduler;
 pub mod server;
 pub mod site_controller;
 pub mod snapshot;
+pub mod standby;
 pub mod status;
 pub mod supply;
 pub mod telemetry;

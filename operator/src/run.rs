@@ -18,6 +18,7 @@ use verdant_crds::{EnergySite, TrainingJob};
 use crate::config::RunArgs;
 use crate::context::{Context, Stores};
 use crate::labels::JOB_NAME_LABEL;
+use crate::leader::{Elector, Leadership};
 use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::server::Health;
@@ -33,6 +34,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .list(&ListParams::default().limit(1))
         .await
         .context("listing TrainingJobs failed: are the CRDs installed (kubectl apply --server-side -f crds/) and does the operator's ServiceAccount may list them?")?;
+    let (elector, leadership) = elect(&client, &args)?;
 
     let wake_scheduler = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::default());
@@ -79,6 +81,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let health = Arc::new(Health {
         caches_synced: Default::default(),
+        watches_synced: Default::default(),
+        leadership: leadership.clone(),
         cycle_period_s: args.cycle_period().as_secs() as i64,
         plan,
         metrics,
@@ -104,8 +108,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             scheduler::run(ctx, period, debounce, trigger_tx).await;
         }
     };
-    let site_controller = crate::site_controller::run(ctx.clone(), args.site.clone());
-    let ingest = crate::ingest::run(ctx.clone(), args.ingest.clone());
+    let site_controller =
+        crate::site_controller::run(ctx.clone(), args.site.clone(), args.time_scale);
+    let ingest = {
+        let (ingest, leadership) = (args.ingest.clone(), leadership.clone());
+        let ctx = ctx.clone();
+        async move {
+            crate::standby::refuse_reports_until_leading(ingest.ingest_addr, leadership).await?;
+            crate::ingest::run(ctx, ingest).await
+        }
+    };
+    let watches_synced = {
+        let (stores, health) = (stores.clone(), health.clone());
+        async move {
+            wait_ready(&stores.pods).await;
+            wait_ready(&stores.nodes).await;
+            wait_ready(&stores.sites).await;
+            health.watches_synced.store(true, Ordering::Release);
+        }
+    };
     let controlling = controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
@@ -117,7 +138,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     info!(cycle_s = args.cycle_seconds, addr = %args.http_addr, "verdant-operator started");
     // Every task is critical: if one stops, the process exits and Kubernetes restarts it,
     // rather than leaving a pod that looks ready and does nothing.
+    // Only the leader acts: the tasks that write to the API server or the store wait for
+    // the Lease (at once without --leader-elect); losing it ends the process.
     let mut tasks = tokio::task::JoinSet::new();
+    let renew_deadline = args.leader.leader_elect_renew_deadline;
+    if let Some(elector) = elector {
+        tasks.spawn(async move {
+            elector.run().await?;
+            Ok("leader election")
+        });
+    }
+    tasks.spawn(async move {
+        watches_synced.await;
+        std::future::pending::<()>().await;
+        Ok("cache sync")
+    });
     tasks.spawn(async move {
         server::serve(args.http_addr, health, web)
             .await
@@ -135,22 +170,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         site_watch.await;
         Ok("energy site watch")
     });
-    tasks.spawn(async move {
+    let leading = leadership.clone();
+    let mut acting = vec![tasks.spawn(async move {
+        leading.acquired().await;
         scheduling.await;
         Ok("scheduler")
-    });
-    tasks.spawn(async move {
+    })];
+    let leading = leadership.clone();
+    acting.push(tasks.spawn(async move {
+        leading.acquired().await;
         controlling.await;
         Ok("controller")
-    });
-    tasks.spawn(async move {
+    }));
+    let leading = leadership.clone();
+    acting.push(tasks.spawn(async move {
+        leading.acquired().await;
         site_controller.await;
         Ok("energysite controller")
-    });
-    tasks.spawn(async move { ingest.await.map(|()| "ingest") });
+    }));
+    acting.push(tasks.spawn(async move { ingest.await.map(|()| "ingest") }));
     match tasks.join_next().await {
         Some(Ok(Ok("controller"))) => {
             info!("controller stopped (signal received); shutting down");
+            // Stop acting before the Lease is handed back, so that no two replicas act.
+            acting.iter().for_each(tokio::task::AbortHandle::abort);
+            resign(&leadership, &mut tasks, renew_deadline).await;
             Ok(())
         }
         Some(Ok(Ok(task))) => {
@@ -160,6 +204,34 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(Err(e)) => anyhow::bail!("a critical task panicked: {e}"),
         None => Ok(()),
     }
+}
+
+/// The leader election of `--leader-elect`, or none (this replica leads from the start).
+fn elect(client: &kube::Client, args: &RunArgs) -> anyhow::Result<(Option<Elector>, Leadership)> {
+    if !args.leader.leader_elect {
+        return Ok((None, Leadership::sole("verdant-operator")));
+    }
+    let config = args.leader.config().map_err(anyhow::Error::msg)?;
+    let (elector, leadership) = Elector::new(client.clone(), config);
+    Ok((Some(elector), leadership))
+}
+
+/// On a graceful shutdown, hands the Lease back so that a follower takes over at its next
+/// look rather than after the lease duration.
+async fn resign(
+    leadership: &Leadership,
+    tasks: &mut tokio::task::JoinSet<anyhow::Result<&'static str>>,
+    renew_deadline: std::time::Duration,
+) {
+    leadership.resign();
+    let released = async {
+        while let Some(task) = tasks.join_next().await {
+            if matches!(task, Ok(Ok("leader election"))) {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(renew_deadline, released).await;
 }
 
 /// Waits until a cache has its first full list. The store's readiness future keeps one

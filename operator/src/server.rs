@@ -1,5 +1,6 @@
 //! The operator's HTTP server: `/metrics`, `/livez`, `/readyz`, and the dashboard at `/`
-//! with its JSON API under `/api/v1/` (see [`crate::web`]).
+//! with its JSON API under `/api/v1/` (see [`crate::web`]). Followers (`--leader-elect`)
+//! serve it too; their dashboard shows no jobs (only the leader caches them).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,8 +18,12 @@ use crate::web::{self, WebState};
 
 /// What the probes look at.
 pub struct Health {
-    /// Set once every reflector cache has synced.
+    /// Set once every reflector cache has synced (the jobs cache syncs on the leader only).
     pub caches_synced: AtomicBool,
+    /// Set once the pod, node and EnergySite caches have synced (on every replica).
+    pub watches_synced: AtomicBool,
+    /// Whether this replica leads, and who does.
+    pub leadership: crate::leader::Leadership,
     /// The scheduling cycle period, to judge liveness.
     pub cycle_period_s: i64,
     /// The plan, whose last cycle time shows the scheduler is alive.
@@ -79,8 +84,30 @@ async fn livez(State(health): State<Arc<Health>>) -> impl IntoResponse {
     }
 }
 
-/// Ready once the caches have synced and a scheduling cycle has completed.
+/// The leader is ready once the caches have synced and a scheduling cycle has completed;
+/// a follower (`--leader-elect`) once its caches have synced and it knows a live leader,
+/// so that a PodDisruptionBudget counts it and it can take over at once.
 async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
+    let leader = health.leadership.view();
+    if !leader.leading {
+        if !health.watches_synced.load(Ordering::Acquire) {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "follower: caches not synced yet\n".to_owned(),
+            );
+        }
+        return match leader.holder {
+            Some(holder) => (
+                StatusCode::OK,
+                format!("ok: following the leader {holder}\n"),
+            ),
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "follower: no live leader known (the leader Lease has no holder, or it expired)\n"
+                    .to_owned(),
+            ),
+        };
+    }
     if !health.caches_synced.load(Ordering::Acquire) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

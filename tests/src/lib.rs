@@ -16,6 +16,7 @@ pub mod namespace;
 pub mod nodes;
 pub mod operator;
 pub mod prometheus;
+pub mod proxy;
 pub mod service_account;
 pub mod wait;
 

@@ -20,12 +20,27 @@ impl OperatorProcess {
     /// Starts the operator binary (`env!("CARGO_BIN_EXE_e2e-operator")` in a test) with a
     /// 2-second cycle; `extra` flags are appended.
     pub fn start(plane: &ControlPlane, binary: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(plane, binary, extra, &[])
+    }
+
+    /// [`Self::start`] with the extra environment `env` (e.g. `POD_NAME` and
+    /// `POD_NAMESPACE` of a replica under `--leader-elect`).
+    pub fn start_with_env(
+        plane: &ControlPlane,
+        binary: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let mut args: Vec<String> = ["--cycle-seconds", "2", "--debounce-ms", "100"]
             .iter()
             .map(|a| a.to_string())
             .collect();
         args.extend(extra.iter().map(|a| a.to_string()));
-        Self::start_with_kubeconfig(plane.dir(), plane.kubeconfig(), binary, &args, &[])
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start_with_kubeconfig(plane.dir(), plane.kubeconfig(), binary, &args, &env)
     }
 
     /// Starts `binary run --http-addr 127.0.0.1:<free port> <args>` with `kubeconfig`
@@ -91,6 +106,15 @@ impl OperatorProcess {
     /// Whether the process is still running (`false` once it exited, e.g. on a bad flag).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `GET /readyz`: the status code and the body, or `None` while nothing answers.
+    pub async fn readyz(&self) -> Option<(u16, String)> {
+        let response = reqwest::get(format!("{}/readyz", self.http_url))
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.unwrap_or_default()))
     }
 
     /// SIGKILLs the operator, as a node failure or an OOM kill would.

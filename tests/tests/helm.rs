@@ -134,6 +134,18 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
     let c = container(operator, "operator");
     let pod = &operator["spec"]["template"]["spec"];
     assert_eq!(pod["serviceAccountName"], OPERATOR_SA);
+    // Leader election on, but one replica on SQLite (one ReadWriteOnce volume, one
+    // store), replaced by Recreate, and no PodDisruptionBudget that would block drains.
+    assert!(args(c).contains(&"--leader-elect".to_owned()));
+    assert!(args(c).contains(&"--leader-elect-lease-duration=8s".to_owned()));
+    assert_eq!(operator["spec"]["replicas"], 1);
+    assert_eq!(operator["spec"]["strategy"]["type"], "Recreate");
+    assert_eq!(count(&objects, "PodDisruptionBudget"), 0);
+    let lease_role = find(&objects, "Role", "verdant-operator-leader-election");
+    assert_eq!(
+        rules(lease_role),
+        expected_rules(&[("coordination.k8s.io", "leases", &["get", "create", "update"])])
+    );
     // The "restricted" Pod Security Standard.
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(
@@ -320,6 +332,21 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
         json!({"name": "verdant-db", "key": "url"})
     );
     assert_eq!(count(&objects, "PersistentVolumeClaim"), 0);
+    // Two replicas on the shared database: one leads, a rolling update keeps one up, and
+    // a PodDisruptionBudget keeps one through drains.
+    let operator = find(&objects, "Deployment", "verdant-operator");
+    assert_eq!(operator["spec"]["replicas"], 2);
+    assert_eq!(operator["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(
+        operator["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        0
+    );
+    let pdb = find(&objects, "PodDisruptionBudget", "verdant-operator");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        operator["spec"]["selector"]["matchLabels"]
+    );
 
     // Monitoring with the Prometheus Operator: scrape objects, and the alerting rules of
     // files/alerts.yaml as a PrometheusRule, unchanged (Prometheus templates included).
@@ -387,7 +414,15 @@ fn schema_rejects_bad_values_with_the_reason() -> anyhow::Result<()> {
     let cases = [
         ("database.type=mysql", "/database/type"),
         ("database.type=postgres", "existingSecret"),
-        ("operator.replicas=2", "/operator/replicas"),
+        ("operator.replicas=11", "/operator/replicas"),
+        (
+            "operator.leaderElection.leaseDuration=soon",
+            "/operator/leaderElection/leaseDuration",
+        ),
+        (
+            "operator.leaderElection.enabled=false,database.type=postgres,database.postgres.existingSecret=db",
+            "leaderElection.enabled",
+        ),
         ("agent.backend=cuda", "/agent/backend"),
         ("agent.sampleInterval=often", "/agent/sampleInterval"),
         ("operater.replicas=1", "operater"),

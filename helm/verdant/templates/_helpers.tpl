@@ -92,3 +92,16 @@ app.kubernetes.io/component: agent
 {{- define "verdant.sqlite.claimName" -}}
 {{- default (printf "%s-data" (include "verdant.operator.fullname" .)) .Values.database.sqlite.persistence.existingClaim }}
 {{- end }}
+
+{{/* The operator's replicas: as set with PostgreSQL, at most one with SQLite (one
+ReadWriteOnce volume, one store). Several need leader election. */}}
+{{- define "verdant.operator.replicas" -}}
+{{- $replicas := int .Values.operator.replicas }}
+{{- if eq .Values.database.type "sqlite" }}
+{{- $replicas = min $replicas 1 }}
+{{- end }}
+{{- if and (gt $replicas 1) (not .Values.operator.leaderElection.enabled) }}
+{{- fail "operator.replicas > 1 needs operator.leaderElection.enabled: two operators without it would both place jobs" }}
+{{- end }}
+{{- $replicas }}
+{{- end }}

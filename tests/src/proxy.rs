@@ -1,0 +1,54 @@
+//! A TCP forwarder that a test can cut, so that a process loses its way to a server (the
+//! API server, a database) while both keep running: a network partition in miniature.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+
+/// Forwards `127.0.0.1:<port>` to a target until [`Self::cut`]; stops when dropped.
+pub struct CuttableProxy {
+    /// The local port to connect to instead of the target.
+    pub port: u16,
+    accepting: JoinHandle<()>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl CuttableProxy {
+    /// Starts forwarding to `target` (`host:port`).
+    pub async fn start(target: String) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let open = connections.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let forwarding = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                open.lock().expect("proxy lock").push(forwarding);
+            }
+        });
+        Ok(Self {
+            port,
+            accepting,
+            connections,
+        })
+    }
+
+    /// Closes the listener and every open connection: new connections are refused.
+    pub fn cut(&self) {
+        self.accepting.abort();
+        for connection in self.connections.lock().expect("proxy lock").drain(..) {
+            connection.abort();
+        }
+    }
+}
+
+impl Drop for CuttableProxy {
+    fn drop(&mut self) {
+        self.cut();
+    }
+}
