@@ -1,12 +1,14 @@
 //! Power capping: applies the operator's per-GPU power-limit targets within each GPU's
-//! allowed range, puts back the default limit when a target is withdrawn and on exit, and
-//! does nothing at all with `--read-only`.
+//! allowed range, puts back the default limit when a target is withdrawn, on exit, and on
+//! the next start after a crash (the limits set are recorded on disk first, see
+//! [`cap_record`](crate::cap_record)), and does nothing at all with `--read-only`.
 
 use std::collections::HashMap;
 
 use verdant_crds::wire::PowerLimitTarget;
 
 use crate::backend::GpuBackend;
+use crate::cap_record::CapRecord;
 use crate::metrics::Metrics;
 use crate::sample::GpuSample;
 
@@ -20,15 +22,54 @@ pub struct PowerCapper {
     capped: HashMap<String, f64>,
     /// The last target set, to log a read-only refusal once per change.
     last_targets: Vec<PowerLimitTarget>,
+    /// `capped` on disk; `None` keeps it in memory only (tests, `sample`).
+    record: Option<CapRecord>,
 }
 
 impl PowerCapper {
-    /// A capper; with `read_only` it never touches a limit.
-    pub fn new(read_only: bool) -> Self {
+    /// A capper; with `read_only` it never touches a limit. With a `record`, every GPU is
+    /// recorded there before it is capped and until its default is back.
+    pub fn new(read_only: bool, record: Option<CapRecord>) -> Self {
         Self {
             read_only,
             capped: HashMap::new(),
             last_targets: Vec::new(),
+            record,
+        }
+    }
+
+    /// On start: puts back the default limit of every GPU the record says an earlier run
+    /// capped (it was killed before it could). `gpus` are a first reading.
+    pub fn recover(&mut self, backend: &mut dyn GpuBackend, gpus: &[GpuSample], metrics: &Metrics) {
+        let Some(record) = &self.record else { return };
+        let recorded = match record.load() {
+            Ok(recorded) => recorded,
+            Err(error) => {
+                tracing::error!(path = %record.path().display(), %error, "cannot read the record of power limits set before; GPUs an earlier run capped may stay capped. Check the file, or reset the limits with nvidia-smi -rpl");
+                return;
+            }
+        };
+        if recorded.is_empty() {
+            return;
+        }
+        if self.read_only {
+            tracing::warn!(gpus = ?recorded, "an earlier run capped these GPUs and did not restore them; --read-only leaves them as they are");
+            return;
+        }
+        tracing::info!(
+            gpus = recorded.len(),
+            "an earlier run ended without restoring its power limits; restoring the defaults"
+        );
+        self.capped.extend(recorded);
+        let uuids: Vec<String> = self.capped.keys().cloned().collect();
+        for uuid in uuids {
+            if !gpus.iter().any(|g| g.uuid == uuid) {
+                tracing::warn!(%uuid, "a GPU recorded as capped is not on this node any more; forgetting it");
+                self.capped.remove(&uuid);
+                self.persist();
+                continue;
+            }
+            self.restore(backend, gpus, &uuid, metrics);
         }
     }
 
@@ -86,19 +127,26 @@ impl PowerCapper {
                 continue;
             }
             let limit_w = gpu.clamp_power_limit_w(target.limit_w);
+            let before = self.capped.insert(gpu.uuid.clone(), limit_w);
+            if before != Some(limit_w) && !self.persist() {
+                // Unrecorded, a cap could outlive a crash of this agent: not set.
+                self.forget(&gpu.uuid, before);
+                Metrics::count(&metrics.power_limit_changes, "result", "failed");
+                continue;
+            }
             if (gpu.power_limit_w - limit_w).abs() <= TOLERANCE_W {
-                self.capped.insert(gpu.uuid.clone(), limit_w);
                 continue;
             }
             match backend.set_power_limit(&gpu.uuid, limit_w) {
                 Ok(()) => {
                     tracing::info!(gpu = gpu.index, uuid = %gpu.uuid, requested_w = target.limit_w, limit_w, "power limit applied");
                     Metrics::count(&metrics.power_limit_changes, "result", "applied");
-                    self.capped.insert(gpu.uuid.clone(), limit_w);
                 }
                 Err(error) => {
                     tracing::warn!(%error, "power limit not applied");
                     Metrics::count(&metrics.power_limit_changes, "result", "failed");
+                    self.forget(&gpu.uuid, before);
+                    self.persist();
                 }
             }
         }
@@ -135,6 +183,7 @@ impl PowerCapper {
     ) {
         let Some(gpu) = gpus.iter().find(|g| g.uuid == uuid) else {
             self.capped.remove(uuid);
+            self.persist();
             return;
         };
         match backend.set_power_limit(uuid, gpu.default_power_limit_w) {
@@ -142,11 +191,34 @@ impl PowerCapper {
                 tracing::info!(gpu = gpu.index, %uuid, limit_w = gpu.default_power_limit_w, "power limit restored to the default");
                 Metrics::count(&metrics.power_limit_changes, "result", "restored");
                 self.capped.remove(uuid);
+                self.persist();
             }
             Err(error) => {
                 // Kept, so the next round (or exit) tries again.
                 tracing::warn!(%error, "restoring the default power limit failed");
                 Metrics::count(&metrics.power_limit_changes, "result", "failed");
+            }
+        }
+    }
+
+    /// Puts a GPU's entry back to what it was before a cap that did not happen.
+    fn forget(&mut self, uuid: &str, before: Option<f64>) {
+        match before {
+            Some(w) => self.capped.insert(uuid.to_owned(), w),
+            None => self.capped.remove(uuid),
+        };
+    }
+
+    /// Writes `capped` to the record; false (logged) when it cannot.
+    fn persist(&self) -> bool {
+        let Some(record) = &self.record else {
+            return true;
+        };
+        match record.store(&self.capped) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(path = %record.path().display(), %error, "cannot record the power limits set; no new limit is set until it can be");
+                false
             }
         }
     }
@@ -184,7 +256,7 @@ mod tests {
     fn targets_are_clamped_applied_and_withdrawn() {
         let metrics = Metrics::new("n1", "simulated");
         let mut backend = sim();
-        let mut capper = PowerCapper::new(false);
+        let mut capper = PowerCapper::new(false, None);
         let s = backend.sample_at(0).gpus;
         let (a, b) = (s[0].uuid.clone(), s[1].uuid.clone());
         // 50 W is below the 210 W minimum: clamped.
@@ -217,11 +289,74 @@ mod tests {
         );
     }
 
+    /// The simulated backend, checking at every set that a cap below the default is
+    /// already in the record.
+    struct Recorded {
+        sim: SimulatedBackend,
+        record: CapRecord,
+    }
+
+    impl GpuBackend for Recorded {
+        fn name(&self) -> &'static str {
+            "recorded"
+        }
+        fn sample(&mut self) -> crate::backend::SampleSet {
+            self.sim.sample_at(0)
+        }
+        fn set_power_limit(
+            &mut self,
+            uuid: &str,
+            limit_w: f64,
+        ) -> Result<(), crate::backend::BackendError> {
+            if limit_w < 700.0 {
+                let recorded = self.record.load().unwrap();
+                assert_eq!(
+                    recorded.get(uuid),
+                    Some(&limit_w),
+                    "recorded before it is set"
+                );
+            }
+            self.sim.set_power_limit(uuid, limit_w)
+        }
+    }
+
+    #[test]
+    fn caps_are_recorded_first_and_restored_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = CapRecord::in_dir(dir.path(), "n1").unwrap();
+        let metrics = Metrics::new("n1", "simulated");
+        let mut backend = Recorded {
+            sim: sim(),
+            record: record.clone(),
+        };
+        let s = backend.sample().gpus;
+        let mut capper = PowerCapper::new(false, Some(record.clone()));
+        capper.apply(&mut backend, &s, &[target(&s[0].uuid, 300.0)], &metrics);
+        assert_eq!(record.load().unwrap().len(), 1);
+        // A crash: the capper is gone without restoring; the GPU stays capped.
+        drop(capper);
+        let s = backend.sample().gpus;
+        assert_eq!(s[0].power_limit_w, 300.0);
+        // The next start finds the record and puts the default back.
+        let mut capper = PowerCapper::new(false, Some(record.clone()));
+        capper.recover(&mut backend, &s, &metrics);
+        assert_eq!(backend.sample().gpus[0].power_limit_w, 700.0);
+        assert!(record.load().unwrap().is_empty());
+        assert!(capper.capped().is_empty());
+        // Read-only leaves a record and the cap alone.
+        let mut writer = PowerCapper::new(false, Some(record.clone()));
+        writer.apply(&mut backend, &s, &[target(&s[1].uuid, 400.0)], &metrics);
+        let s = backend.sample().gpus;
+        PowerCapper::new(true, Some(record.clone())).recover(&mut backend, &s, &metrics);
+        assert_eq!(backend.sample().gpus[1].power_limit_w, 400.0);
+        assert_eq!(record.load().unwrap().len(), 1);
+    }
+
     #[test]
     fn read_only_never_sets_a_limit() {
         let metrics = Metrics::new("n1", "simulated");
         let mut backend = sim();
-        let mut capper = PowerCapper::new(true);
+        let mut capper = PowerCapper::new(true, None);
         let s = backend.sample_at(0).gpus;
         capper.apply(&mut backend, &s, &[target(&s[0].uuid, 300.0)], &metrics);
         capper.restore_all(&mut backend, &s, &metrics);
@@ -238,7 +373,7 @@ mod tests {
     fn nonsense_targets_are_ignored() {
         let metrics = Metrics::new("n1", "simulated");
         let mut backend = sim();
-        let mut capper = PowerCapper::new(false);
+        let mut capper = PowerCapper::new(false, None);
         let s = backend.sample_at(0).gpus;
         capper.apply(
             &mut backend,

@@ -86,6 +86,10 @@ pub struct BackendArgs {
     /// Simulated backend: where the pods come from.
     #[arg(long, value_enum, default_value_t = SimPods::Kube)]
     pub sim_pods: SimPods,
+    /// Simulated backend: a file that keeps the GPUs' power limits across agent processes,
+    /// as real GPUs keep theirs (default: in memory only).
+    #[arg(long)]
+    pub sim_state_file: Option<PathBuf>,
 }
 
 /// Settings of `verdant-agent run`. Every flag also reads an environment variable where
@@ -125,6 +129,11 @@ pub struct RunArgs {
         default_value = "/var/lib/verdant-agent/buffer"
     )]
     pub buffer_dir: PathBuf,
+    /// Folder of the agent's own state: the record of the power limits it set
+    /// (power-limits-NODE.json), so that a restart after a crash (SIGKILL, OOM kill) puts
+    /// their defaults back. Default: the folder that holds --buffer-dir.
+    #[arg(long, env = "VERDANT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// How much reporting the buffer keeps while the operator is unreachable; beyond it
     /// the oldest reports are dropped.
     #[arg(long, env = "VERDANT_BUFFER_MAX_AGE", default_value = "1h", value_parser = parse_duration)]

@@ -12,6 +12,7 @@
 
 pub mod attribution;
 pub mod backend;
+pub mod cap_record;
 pub mod capping;
 pub mod cli;
 pub mod metrics;

@@ -15,6 +15,7 @@ use crate::attribution::{Attributor, PodLookup, Source};
 use crate::backend::GpuBackend;
 use crate::backend::nvml::NvmlBackend;
 use crate::backend::simulated::{DemandSource, NoPods, SimConfig, SimulatedBackend};
+use crate::cap_record::CapRecord;
 use crate::cli::{BackendArgs, BackendKind, RunArgs, SampleArgs, SimPods};
 use crate::metrics::Metrics;
 use crate::report::{Reporter, ReporterConfig};
@@ -74,6 +75,10 @@ pub async fn build_backend(
                 },
                 source,
             )?;
+            let backend = match &args.sim_state_file {
+                Some(path) => backend.persist_limits_in(path.clone())?,
+                None => backend,
+            };
             Ok((Box::new(backend), pods))
         }
     }
@@ -132,6 +137,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if node.is_empty() {
         anyhow::bail!("--node-name (or NODE_NAME) must name this node");
     }
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| match args.buffer_dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        });
     let (backend, pods) = build_backend(&args.backend, &node).await?;
     let metrics = Arc::new(Metrics::new(&node, backend.name()));
     let health = Arc::new(Health::new(
@@ -150,6 +162,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             interval: args.sample_interval,
             window: args.report_window,
             read_only: args.read_only,
+            cap_record: Some(CapRecord::in_dir(&state_dir, &node).with_context(|| {
+                format!(
+                    "cannot create the state folder {} (--state-dir)",
+                    state_dir.display()
+                )
+            })?),
         },
         metrics.clone(),
         health,

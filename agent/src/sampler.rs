@@ -11,6 +11,7 @@ use std::time::Duration;
 use verdant_crds::wire::{PodRef, PowerLimitTarget};
 
 use crate::backend::GpuBackend;
+use crate::cap_record::CapRecord;
 use crate::capping::PowerCapper;
 use crate::metrics::Metrics;
 use crate::sample::{GpuSample, now_ms};
@@ -40,6 +41,8 @@ pub struct SamplerConfig {
     pub window: Duration,
     /// Never set power limits.
     pub read_only: bool,
+    /// Where the power limits set are recorded (restored on the next start after a crash).
+    pub cap_record: Option<CapRecord>,
 }
 
 /// The running thread.
@@ -87,7 +90,7 @@ pub fn spawn(
                     config.node.clone(),
                     config.window.as_millis() as i64,
                 ),
-                capper: PowerCapper::new(config.read_only),
+                capper: PowerCapper::new(config.read_only, config.cap_record.clone()),
                 config,
                 metrics,
                 health,
@@ -115,6 +118,11 @@ struct Sampler {
 impl Sampler {
     fn run(mut self, inbox: Receiver<Command>) {
         let interval_ms = (self.config.interval.as_millis() as i64).max(1);
+        // Limits an earlier run left behind go back before the first window opens.
+        let first = self.backend.sample();
+        self.capper
+            .recover(self.backend.as_mut(), &first.gpus, &self.metrics);
+        self.latest = first.gpus;
         // Ticks on multiples of the period, so that the last sample of a window falls just
         // before its end.
         let mut next_ms = now_ms();

@@ -37,6 +37,7 @@ async fn ingest(
         accepted: true,
         duplicate: false,
         power_limits: op.limits.lock().unwrap().clone(),
+        ..Default::default()
     })
 }
 
@@ -236,6 +237,69 @@ async fn reports_applies_power_limits_serves_metrics_and_stops_cleanly() {
             .count(),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cap_left_by_a_killed_agent_is_restored_on_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (op, addr) = start_operator().await;
+    // The simulated GPUs keep their limits in a file, as real GPUs keep theirs when the
+    // process that set them dies.
+    let hardware = dir.path().join("simulated-gpus.json");
+    let state = dir.path().join("state");
+    let extra = [
+        "--sim-state-file",
+        hardware.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let mut agent = spawn_agent(dir.path(), addr, free_addr().await, &extra);
+    wait_for("a first report", || !op.reports().is_empty()).await;
+    let uuid = op.reports()[0].gpus[0].uuid.clone();
+    *op.limits.lock().unwrap() = vec![PowerLimitTarget {
+        uuid: uuid.clone(),
+        limit_w: 300.0,
+    }];
+    wait_for("a window under the cap", || {
+        op.reports()
+            .iter()
+            .any(|r| r.gpus[0].power_limit_w == 300.0)
+    })
+    .await;
+    let record = state.join("power-limits-node-1.json");
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    assert!(recorded.contains(&uuid), "{recorded}");
+
+    // SIGKILL: no chance to restore anything.
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    let limits = |path: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    assert_eq!(limits(&hardware)[&uuid], 300.0, "the GPU stays capped");
+
+    // The operator wants no cap any more; the next agent puts the default back before
+    // its first window.
+    op.limits.lock().unwrap().clear();
+    let restarted_ms = jiff::Timestamp::now().as_millisecond();
+    let mut agent = spawn_agent(dir.path(), addr, free_addr().await, &extra);
+    let first_full = || {
+        op.reports()
+            .into_iter()
+            .find(|r| r.window_start_ms >= restarted_ms && r.gpus[0].samples == 10)
+    };
+    wait_for("a full window of the new agent", || first_full().is_some()).await;
+    let window = first_full().unwrap();
+    assert_eq!(
+        (window.gpus[0].power_limit_w, window.gpus[0].max_power_w),
+        (700.0, 700.0),
+        "the cap of the killed agent is gone"
+    );
+    assert_eq!(limits(&hardware)[&uuid], 700.0);
+    assert!(terminate(&mut agent).success());
+    let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    assert!(log.contains("restoring the defaults"), "{log}");
+    assert_eq!(limits(&record)["cappedW"], serde_json::json!({}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,6 +85,7 @@ async fn ingest(State(op): State<Operator>, headers: HeaderMap, body: String) ->
                 accepted: true,
                 duplicate,
                 power_limits: op.limits.lock().unwrap().clone(),
+                ..Default::default()
             })
             .into_response()
         }

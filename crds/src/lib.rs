@@ -10,10 +10,12 @@
 
 pub mod energy_site;
 pub mod manifests;
+pub mod quantity;
 pub mod training_job;
 pub mod wire;
 
 pub use energy_site::*;
+pub use quantity::gpu_count;
 pub use training_job::*;
 
 /// The API group of every Verdant resource.

@@ -7,7 +7,9 @@
 //! (audience `verdant`). Answers:
 //! - `200` with [`IngestResponse`]: the window is stored (committed) — or it had been
 //!   stored before with the same content (`duplicate: true`): a retry after a lost answer
-//!   is safe. Reports are idempotent on (node, `windowStartMs`).
+//!   is safe. Reports are idempotent on (node, `windowStartMs`). GPUs attributed to a pod
+//!   the operator does not see Pending or Running on `node` are listed in
+//!   `refusedGpus`: stored, but billed to no job.
 //! - `400` (malformed JSON, invalid values), `403` (the token is not the agent's, or its
 //!   pod runs on another node than `node`), `409` (this node's window was stored before
 //!   with different content), `413` (body over [`MAX_REPORT_BYTES`]): retrying the same
@@ -116,6 +118,24 @@ pub struct IngestResponse {
     /// its default limit.
     #[serde(default)]
     pub power_limits: Vec<PowerLimitTarget>,
+    /// GPUs whose pod the operator does not bill (the pod is unknown, bound to another
+    /// node, or not running there). Their readings are stored and count for the site's
+    /// load; no job is charged for them. Empty for a fully billed report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_gpus: Vec<RefusedGpu>,
+}
+
+/// A GPU of an accepted report that is billed to no job, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusedGpu {
+    /// NVML UUID.
+    pub uuid: String,
+    /// A short machine-readable reason: `pod_not_found`, `pod_not_on_node`,
+    /// `pod_not_active`.
+    pub reason: String,
+    /// What the operator saw, for the agent's log.
+    pub message: String,
 }
 
 /// A power limit for one GPU.

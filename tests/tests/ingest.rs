@@ -126,6 +126,8 @@ impl Rig {
                 &BASE_W.to_string(),
                 "--energy-status-seconds",
                 "1",
+                "--max-gpu-watts",
+                "1000",
             ],
         )
         .expect("operator starts");
@@ -532,31 +534,34 @@ fn expected_bill(site_gpu_w: f64, supply_w: f64, job_j: f64) -> (f64, f64, f64, 
     (job_j, renewable, grid, grid / 3.6e6 * CARBON)
 }
 
-#[tokio::test]
-async fn the_ledger_is_exact_to_the_watt_second() {
-    // 1.5 kW of sun for one node with 4 GPUs and 400 W of base load, PUE 1.25.
-    let rig = Rig::start("ingest-ledger", 1, 1.5, None).await;
-    let ns = rig.ns.name().to_owned();
-    let node = rig.nodes[0].clone();
-    let token_a = rig.tokens[0].clone();
-    let jobs: Api<TrainingJob> = Api::namespaced(rig.client.clone(), &ns);
+/// Creates the one-replica job `llama` with `gpus` GPUs (succeeding after
+/// `succeed_after` on KWOK, if given) and waits until it runs.
+async fn running_llama(
+    jobs: &Api<TrainingJob>,
+    gpus: u32,
+    succeed_after: Option<&str>,
+) -> TrainingJob {
+    let annotations = match succeed_after {
+        Some(after) => json!({"verdant.dev/kwok-succeed-after": after}),
+        None => json!({}),
+    };
     let job: TrainingJob = serde_json::from_value(json!({
         "apiVersion": "verdant.dev/v1alpha1",
         "kind": "TrainingJob",
         "metadata": {"name": "llama"},
         "spec": {
             "replicas": 1,
-            "gpusPerReplica": 2,
+            "gpusPerReplica": gpus,
             "energy": {"policy": "Immediate"},
             "template": {
-                "metadata": {"annotations": {"verdant.dev/kwok-succeed-after": "40s"}},
+                "metadata": {"annotations": annotations},
                 "spec": {"containers": [{"name": "trainer", "image": "pytorch/pytorch"}]}
             }
         }
     }))
     .unwrap();
     jobs.create(&PostParams::default(), &job).await.unwrap();
-    let running = wait::until("llama to run", Duration::from_secs(60), || {
+    wait::until("llama to run", Duration::from_secs(60), || {
         let jobs = jobs.clone();
         async move {
             let job = jobs.get("llama").await?;
@@ -569,7 +574,28 @@ async fn the_ledger_is_exact_to_the_watt_second() {
         }
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// The sum of a counter's series for one namespace, from the operator's /metrics.
+fn counter_sum(metrics: &str, name: &str, namespace: &str) -> f64 {
+    let prefix = format!("{name}{{namespace=\"{namespace}\"");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn the_ledger_is_exact_to_the_watt_second() {
+    // 1.5 kW of sun for one node with 4 GPUs and 400 W of base load, PUE 1.25.
+    let mut rig = Rig::start("ingest-ledger", 1, 1.5, None).await;
+    let ns = rig.ns.name().to_owned();
+    let node = rig.nodes[0].clone();
+    let token_a = rig.tokens[0].clone();
+    let jobs: Api<TrainingJob> = Api::namespaced(rig.client.clone(), &ns);
+    let running = running_llama(&jobs, 2, Some("40s")).await;
     let uid = running.uid().unwrap();
     let pod = (ns.as_str(), "llama-0");
 
@@ -673,6 +699,22 @@ async fn the_ledger_is_exact_to_the_watt_second() {
         .collect();
     assert_eq!(managers, BTreeSet::from(["verdant-accounting".to_owned()]));
 
+    // The per-namespace counters count each stored window once: they add up to the
+    // job's status.energy (this namespace has no other job).
+    let metrics = rig.metrics().await;
+    let kwh = counter_sum(&metrics, "verdant_energy_kwh_total", &ns);
+    let co2_g = counter_sum(&metrics, "verdant_co2_grams_total", &ns);
+    assert!(
+        (kwh - energy.gpu_energy_kwh).abs() < 1e-12,
+        "verdant_energy_kwh_total {kwh} vs status.energy {} kWh:\n{metrics}",
+        energy.gpu_energy_kwh
+    );
+    assert!(
+        (co2_g - energy.co2_grams).abs() < 1e-9,
+        "verdant_co2_grams_total {co2_g} vs status.energy {} g",
+        energy.co2_grams
+    );
+
     // The job finishes; the reconcile writes Succeeded and the energy stays.
     let done = wait::until("llama to succeed", Duration::from_secs(90), || {
         let jobs = jobs.clone();
@@ -689,6 +731,119 @@ async fn the_ledger_is_exact_to_the_watt_second() {
     .await
     .unwrap();
     assert_eq!(done.status.unwrap().energy, Some(energy));
+}
+
+#[tokio::test]
+async fn gpus_are_billed_only_to_pods_running_on_the_reporting_node() {
+    let mut rig = Rig::start("ingest-attribution", 2, 10.0, None).await;
+    let ns = rig.ns.name().to_owned();
+    let jobs: Api<TrainingJob> = Api::namespaced(rig.client.clone(), &ns);
+    let uid = running_llama(&jobs, 4, None).await.uid().unwrap();
+    let pod = Api::<Pod>::namespaced(rig.client.clone(), &ns)
+        .get("llama-0")
+        .await
+        .unwrap();
+    let home = pod.spec.unwrap().node_name.unwrap();
+    let (h, a) = if rig.nodes[0] == home { (0, 1) } else { (1, 0) };
+    let (away, token_home, token_away) = (
+        rig.nodes[a].clone(),
+        rig.tokens[h].clone(),
+        rig.tokens[a].clone(),
+    );
+    let llama = Some((ns.as_str(), "llama-0"));
+    let start = recent_window_ms(3);
+
+    // The other node's agent names llama-0 for one GPU and a pod that does not exist for
+    // another: stored, billed to nobody, and said so.
+    let stray = report(
+        &away,
+        start,
+        vec![
+            gpu(0, 600.0, llama),
+            gpu(1, 500.0, Some((ns.as_str(), "ghost"))),
+            gpu(2, 60.0, None),
+        ],
+    );
+    let (status, body) = rig.send(&token_away, &stray).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer: IngestResponse = serde_json::from_value(body.clone()).unwrap();
+    let refused: Vec<(&str, &str)> = answer
+        .refused_gpus
+        .iter()
+        .map(|g| (g.uuid.as_str(), g.reason.as_str()))
+        .collect();
+    assert_eq!(
+        refused,
+        [("GPU-00", "pod_not_on_node"), ("GPU-01", "pod_not_found")],
+        "{body}"
+    );
+    assert!(
+        answer.refused_gpus[0]
+            .message
+            .contains(&format!("runs on node {home}, not on {away}")),
+        "{body}"
+    );
+    let store = rig.store().await;
+    assert_eq!(
+        store.ledger(&uid).await.unwrap(),
+        None,
+        "nothing billed to llama"
+    );
+    let samples = store
+        .gpu_samples(&away, start, start + WINDOW_MS)
+        .await
+        .unwrap();
+    assert_eq!(samples.len(), 3, "the readings are kept");
+    assert!(samples.iter().all(|s| s.job_uid.is_none()));
+
+    // Its own node's agent bills it.
+    let own = report(
+        &home,
+        start,
+        vec![gpu(0, 600.0, llama), gpu(1, 600.0, llama)],
+    );
+    let (status, body) = rig.send(&token_home, &own).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("refusedGpus").is_none(), "{body}");
+    let ledger = store.ledger(&uid).await.unwrap().expect("llama billed");
+    assert!((ledger.energy_j - 12_000.0).abs() < 1e-9, "{ledger:?}");
+
+    // What the operator knows of the node bounds what its agent may claim: 4 GPUs
+    // (nvidia.com/gpu), 1,000 W each (--max-gpu-watts), whatever limits it reports.
+    let five = report(
+        &home,
+        start + WINDOW_MS,
+        (0..5).map(|i| gpu(i, 300.0, None)).collect(),
+    );
+    let (status, body) = rig.send(&token_home, &five).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        error_of(&body).contains(&format!("lists 5 GPUs but node {home} has 4")),
+        "{body}"
+    );
+    let mut greedy = gpu(0, 1600.0, llama);
+    (greedy.power_limit_w, greedy.max_power_limit_w) = (5000.0, 5000.0);
+    let (status, body) = rig
+        .send(&token_home, &report(&home, start + WINDOW_MS, vec![greedy]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(error_of(&body).contains("--max-gpu-watts"), "{body}");
+    assert_eq!(
+        store.ledger(&uid).await.unwrap().unwrap().energy_j,
+        ledger.energy_j,
+        "refused reports bill nothing"
+    );
+
+    let metrics = rig.metrics().await;
+    for line in [
+        "verdant_ingest_gpus_refused_total{reason=\"pod_not_on_node\"} 1",
+        "verdant_ingest_gpus_refused_total{reason=\"pod_not_found\"} 1",
+        "verdant_ingest_rejected_total{reason=\"implausible\"} 2",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in:\n{metrics}");
+    }
+    let log = rig.operator().log();
+    assert!(log.contains("pod_not_on_node"), "{log}");
 }
 
 /// A TCP forwarder to PostgreSQL that can be cut and restored, so the database becomes

@@ -14,8 +14,13 @@
 //! and is constant between two samples; the energy counter integrates it exactly
 //! (energy += power × time since the previous sample, at every sample), so window energies are exact to the
 //! millijoule.
+//!
+//! Power limits live in memory, or, with [`SimulatedBackend::persist_limits_in`], in a
+//! file that outlives the process, as a real GPU keeps its limit when the agent that set
+//! it is killed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
 
 use verdant_crds::wire::PodRef;
 
@@ -106,6 +111,8 @@ pub struct SimulatedBackend {
     last_sample_ms: Option<i64>,
     min_limit_w: f64,
     memory_total_bytes: u64,
+    /// Where the power limits persist (the simulated hardware's state).
+    limits_file: Option<PathBuf>,
 }
 
 impl SimulatedBackend {
@@ -145,7 +152,47 @@ impl SimulatedBackend {
             last_sample_ms: None,
             min_limit_w,
             memory_total_bytes,
+            limits_file: None,
         })
+    }
+
+    /// Keeps the GPUs' power limits in `path` (JSON, UUID → W): read now, written at
+    /// every change. A missing file means every GPU at its default.
+    pub fn persist_limits_in(mut self, path: PathBuf) -> Result<Self, BackendError> {
+        let unreadable = |e: String| {
+            BackendError::Unavailable(format!(
+                "the simulated GPUs' state file {}: {e}",
+                path.display()
+            ))
+        };
+        let limits: BTreeMap<String, f64> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(unreadable(e.to_string())),
+        };
+        for gpu in &mut self.gpus {
+            if let Some(&w) = limits.get(&gpu.uuid)
+                && (self.min_limit_w..=self.config.max_w).contains(&w)
+            {
+                gpu.power_limit_w = w;
+            }
+        }
+        self.limits_file = Some(path);
+        Ok(self)
+    }
+
+    fn save_limits(&self) -> Result<(), String> {
+        let Some(path) = &self.limits_file else {
+            return Ok(());
+        };
+        let limits: BTreeMap<&str, f64> = self
+            .gpus
+            .iter()
+            .map(|g| (g.uuid.as_str(), g.power_limit_w))
+            .collect();
+        let bytes = serde_json::to_vec_pretty(&limits).map_err(|e| e.to_string())?;
+        crate::cap_record::write_atomically(path, &bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
     }
 
     /// Samples as of `timestamp_ms` (Unix ms; tests drive time with this). The counter
@@ -289,8 +336,18 @@ impl GpuBackend for SimulatedBackend {
         }
         // Takes effect from the next sample on, like a real limit within the next
         // driver control period.
+        let before = gpu.power_limit_w;
         gpu.power_limit_w = limit_w;
-        Ok(())
+        self.save_limits().map_err(|reason| {
+            if let Some(gpu) = self.gpus.iter_mut().find(|g| g.uuid == uuid) {
+                gpu.power_limit_w = before;
+            }
+            BackendError::SetPowerLimit {
+                uuid: uuid.to_owned(),
+                limit_w,
+                reason,
+            }
+        })
     }
 }
 
@@ -441,6 +498,34 @@ mod tests {
             sim.set_power_limit("GPU-nope", 300.0),
             Err(BackendError::UnknownGpu(_))
         ));
+    }
+
+    #[test]
+    fn persisted_limits_outlive_the_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gpus.json");
+        let open = || {
+            SimulatedBackend::new(config(2), Box::new(NoPods))
+                .unwrap()
+                .persist_limits_in(file.clone())
+                .unwrap()
+        };
+        let mut sim = open();
+        let uuid = sim.sample_at(0).gpus[1].uuid.clone();
+        sim.set_power_limit(&uuid, 300.0).unwrap();
+        drop(sim);
+        let s = open().sample_at(0);
+        assert_eq!(
+            (s.gpus[0].power_limit_w, s.gpus[1].power_limit_w),
+            (700.0, 300.0)
+        );
+        std::fs::write(&file, "[").unwrap();
+        let error = SimulatedBackend::new(config(2), Box::new(NoPods))
+            .unwrap()
+            .persist_limits_in(file.clone())
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("gpus.json"), "{error}");
     }
 
     #[test]

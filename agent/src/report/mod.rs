@@ -6,7 +6,7 @@
 //!
 //! | Answer | What the agent does |
 //! |---|---|
-//! | 2xx (`IngestResponse`, also for a duplicate window) | Deletes it; applies the power limits the answer carries. |
+//! | 2xx (`IngestResponse`, also for a duplicate window) | Deletes it; applies the power limits the answer carries; logs the GPUs it lists as `refusedGpus` (stored, billed to no job). |
 //! | 401, 408, 429 | Keeps it and retries later: tokens rotate, the operator may be busy. |
 //! | any other 4xx (`IngestError`) | Deletes it, logs the reason, counts it in `verdant_agent_reports_dropped_total{reason="rejected"}`: resending cannot help. |
 //! | 5xx (503 while the operator's database is down), no answer, no token | Keeps it; retries with exponential backoff (1 s doubling to `max_backoff`). |
@@ -192,6 +192,11 @@ impl Reporter {
                     self.metrics.reports_sent.inc();
                     if response.duplicate {
                         self.metrics.reports_duplicate.inc();
+                    }
+                    for refused in &response.refused_gpus {
+                        // Stored, but billed to no job: the operator sees that pod
+                        // elsewhere or finished (attribution out of date or wrong).
+                        tracing::warn!(uuid = %refused.uuid, reason = %refused.reason, "{}", refused.message);
                     }
                     if !response.accepted {
                         tracing::warn!(path = %path.display(), "the operator answered 2xx but did not accept the report");

@@ -53,6 +53,19 @@ pub struct IngestArgs {
     /// Least seconds between two updates of one TrainingJob's status.energy.
     #[arg(long, env = "VERDANT_ENERGY_STATUS_SECONDS", default_value_t = 30)]
     pub energy_status_seconds: u64,
+
+    /// The most one GPU can draw, W: with the node's nvidia.com/gpu capacity, it bounds
+    /// what a report may claim, whatever power limits the agent reports (1,500 W is above
+    /// every GPU sold today; lower it to your fleet's highest limit).
+    #[arg(long, env = "VERDANT_MAX_GPU_WATTS", default_value_t = 1500.0, value_parser = parse_positive_watts)]
+    pub max_gpu_watts: f64,
+}
+
+fn parse_positive_watts(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(w) if w.is_finite() && w > 0.0 => Ok(w),
+        _ => Err(format!("{text:?} is not a positive number of watts")),
+    }
 }
 
 impl IngestArgs {

@@ -15,6 +15,8 @@ pub struct IngestMetrics {
     pub rejected: Family<Labels, Counter>,
     /// GPU windows stored.
     pub gpu_samples: Counter,
+    /// GPUs of accepted reports billed to no job because their pod is refused, by reason.
+    pub gpus_refused: Family<Labels, Counter>,
     /// GPU energy counters that went backwards (driver reload, GPU reset).
     pub counter_resets: Counter,
     /// Request handling time, from the first byte to the answer.
@@ -34,6 +36,7 @@ impl IngestMetrics {
             reports: Family::default(),
             rejected: Family::default(),
             gpu_samples: Counter::default(),
+            gpus_refused: Family::default(),
             counter_resets: Counter::default(),
             request_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             batch_reports: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
@@ -54,6 +57,11 @@ impl IngestMetrics {
             "ingest_gpu_samples",
             "GPU windows stored",
             metrics.gpu_samples.clone(),
+        );
+        registry.register(
+            "ingest_gpus_refused",
+            "GPUs of accepted reports billed to no job: their pod is unknown, on another node or not running (reason)",
+            metrics.gpus_refused.clone(),
         );
         registry.register(
             "ingest_energy_counter_resets",

@@ -2,8 +2,10 @@
 //!
 //! # Expected flow
 //! body size → token (TokenReview, cached) → JSON → values → the token's pod runs on the
-//! report's node → bill the window (site load, renewable share, jobs) → store (group
-//! commit) → `200` with the power limits for the node's GPUs. Then the measured power goes
+//! report's node → the report fits the node's GPUs (capacity × `--max-gpu-watts`) → each
+//! GPU's pod is Pending or Running on that node (else the GPU is billed to no job; see
+//! [`attribution`]) → bill the window (site load, renewable share, jobs) → store (group
+//! commit) → `200` with the power limits for the node's GPUs and the refused GPUs. Then the measured power goes
 //! to the shared telemetry (site load, the engine's per-job and per-model watts) and the
 //! jobs billed are queued for a `status.energy` update.
 //!
@@ -18,6 +20,7 @@
 //! TLS is not terminated here: put the endpoint behind a mesh or a TLS-terminating proxy
 //! when the pod network is not trusted. The tokens are short-lived and audience-bound.
 
+pub mod attribution;
 pub mod auth;
 pub mod billing;
 pub mod config;
@@ -40,16 +43,16 @@ use axum::routing::post;
 use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 use verdant_core::accounting::{J_PER_KWH, SiteWindow};
-use verdant_crds::TrainingJob;
 use verdant_crds::wire::{AgentReport, IngestResponse, MAX_REPORT_BYTES};
 use verdant_store::WriteOutcome;
 
 use crate::context::Context;
 use crate::energy_status::EnergyStatus;
+use crate::labels::GPU_RESOURCE;
 use crate::metrics::label;
 use crate::supply::{site_supply, supply_now_kw};
 use auth::Authenticator;
-use billing::{JobRef, SiteContext, SiteIndex, SiteIndexCache, bill};
+use billing::{SiteContext, SiteIndex, SiteIndexCache, bill};
 use rejection::Rejection;
 use writer::Writer;
 
@@ -62,6 +65,8 @@ pub struct Ingest {
     energy_status: Arc<EnergyStatus>,
     /// How old a window may be (the store's sample retention), ms.
     max_age_ms: i64,
+    /// The most one GPU can draw (`--max-gpu-watts`), W.
+    max_gpu_power_w: f64,
 }
 
 impl Ingest {
@@ -72,6 +77,7 @@ impl Ingest {
         writer: Writer,
         energy_status: Arc<EnergyStatus>,
         max_age: Duration,
+        max_gpu_power_w: f64,
     ) -> Self {
         Self {
             ctx,
@@ -80,6 +86,7 @@ impl Ingest {
             sites: SiteIndexCache::new(Duration::from_secs(5)),
             energy_status,
             max_age_ms: i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX),
+            max_gpu_power_w,
         }
     }
 }
@@ -104,6 +111,7 @@ pub async fn run(ctx: Arc<Context>, args: config::IngestArgs) -> anyhow::Result<
         writer,
         energy_status.clone(),
         args.retention().samples,
+        args.max_gpu_watts,
     ));
     let accounting = crate::energy_status::run(
         ctx.clone(),
@@ -224,6 +232,7 @@ async fn handle(
     let now_ms = jiff::Timestamp::now().as_millisecond();
     validate::validate(&report, now_ms, ingest.max_age_ms)?;
     ingest.auth.check(&identity, &report.node).await?;
+    validate::validate_against_node(&report, &node_gpus(ingest, &report.node))?;
 
     let index = ingest.sites.get(|| {
         SiteIndex::build(
@@ -233,8 +242,8 @@ async fn handle(
         )
     });
     let site = site_context(ingest, &index, &report, now_ms);
-    let jobs = attribute(ingest, &report);
-    let billed = bill(&report, site.as_ref(), &jobs, now_ms);
+    let attribution = attribute(ingest, &report);
+    let billed = bill(&report, site.as_ref(), &attribution.jobs, now_ms);
     for gpu in report.gpus.iter().filter(|g| g.energy_counter_reset) {
         ingest.ctx.metrics.ingest.counter_resets.inc();
         info!(node = %report.node, gpu = %gpu.uuid, energy_j = gpu.energy_j, "the GPU's energy counter went backwards (driver reload or GPU reset); this window's energy counts from the reset");
@@ -263,6 +272,13 @@ async fn handle(
                 .get_or_create(&label("outcome", "stored"))
                 .inc();
             metrics.gpu_samples.inc_by(report.gpus.len() as u64);
+            for (refusal, gpu) in &attribution.refused {
+                metrics
+                    .gpus_refused
+                    .get_or_create(&label("reason", refusal.reason()))
+                    .inc();
+                warn!(node = %report.node, reason = refusal.reason(), "{}", gpu.message);
+            }
             let at_s = report.window_end_ms.div_euclid(1000);
             let telemetry = &ingest.ctx.telemetry;
             telemetry.record_node(&report.node, billed.node_gpu_power_w, at_s);
@@ -273,15 +289,6 @@ async fn handle(
                 (billed.busy_gpu_watts, index.node_model.get(&report.node))
             {
                 telemetry.record_model(model, watts, at_s);
-            }
-            for c in &billed.write.charges {
-                ingest.ctx.metrics.record_energy(
-                    &c.namespace,
-                    &c.site,
-                    c.renewable_j / J_PER_KWH,
-                    c.grid_j / J_PER_KWH,
-                    c.co2_g,
-                );
             }
             ingest
                 .energy_status
@@ -315,6 +322,7 @@ async fn handle(
         accepted: true,
         duplicate: outcome == WriteOutcome::Duplicate,
         power_limits: billed.power_limits,
+        refused_gpus: attribution.refused.into_iter().map(|(_, g)| g).collect(),
     })
 }
 
@@ -394,26 +402,37 @@ fn site_context(
     })
 }
 
-/// The TrainingJob of each GPU's pod, by position in the report.
-fn attribute(ingest: &Ingest, report: &AgentReport) -> HashMap<usize, JobRef> {
+/// The TrainingJob of each GPU's pod, and the GPUs whose pod is refused.
+fn attribute(ingest: &Ingest, report: &AgentReport) -> attribution::Attribution {
     let stores = &ingest.ctx.stores;
-    let job = |namespace: &str, name: &str| -> Option<Arc<TrainingJob>> {
-        stores.jobs.get(&ObjectRef::new(name).within(namespace))
-    };
-    let mut jobs = HashMap::new();
-    for (i, gpu) in report.gpus.iter().enumerate() {
-        let Some(pod_ref) = &gpu.pod else { continue };
-        let Some(pod) = stores
-            .pods
-            .get(&ObjectRef::new(&pod_ref.name).within(&pod_ref.namespace))
-        else {
-            continue;
-        };
-        if let Some(job_ref) = billing::job_of_pod(&pod, job) {
-            jobs.insert(i, job_ref);
-        }
+    attribution::attribute(
+        report,
+        |namespace, name| stores.pods.get(&ObjectRef::new(name).within(namespace)),
+        |namespace, name| stores.jobs.get(&ObjectRef::new(name).within(namespace)),
+    )
+}
+
+/// The operator's view of a node's GPUs.
+fn node_gpus(ingest: &Ingest, node: &str) -> validate::NodeGpus {
+    let capacity = ingest
+        .ctx
+        .stores
+        .nodes
+        .get(&ObjectRef::new(node))
+        .and_then(|n| {
+            n.status
+                .as_ref()?
+                .capacity
+                .as_ref()?
+                .get(GPU_RESOURCE)
+                .cloned()
+        })
+        .and_then(|q| verdant_crds::gpu_count(&q.0))
+        .filter(|gpus| *gpus > 0);
+    validate::NodeGpus {
+        capacity,
+        max_gpu_power_w: ingest.max_gpu_power_w,
     }
-    jobs
 }
 
 #[cfg(test)]

@@ -41,6 +41,11 @@ impl Rejection {
         Self::new(StatusCode::BAD_REQUEST, "invalid", message)
     }
 
+    /// 400: more GPUs or more power than the operator knows the node to have.
+    pub fn implausible(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "implausible", message)
+    }
+
     /// 400: a window too old to be told from a replay, or in the future.
     pub fn stale(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "stale", message)

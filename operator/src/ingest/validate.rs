@@ -69,6 +69,61 @@ pub fn validate(report: &AgentReport, now_ms: i64, max_age_ms: i64) -> Result<()
     Ok(())
 }
 
+/// What the operator knows of a node's GPUs, independent of what its agent claims.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NodeGpus {
+    /// The node's `nvidia.com/gpu` capacity; `None` when the node is unknown or does not
+    /// advertise it (no device plugin, MIG-only).
+    pub capacity: Option<u32>,
+    /// The most one GPU can draw (`--max-gpu-watts`), W.
+    pub max_gpu_power_w: f64,
+}
+
+/// Margin over a power limit for what a window's energy may amount to: limits are
+/// enforced on averages, and counters tick in steps.
+const POWER_MARGIN: f64 = 1.5;
+
+/// Checks a report against the operator's view of its node: no more GPUs than the node
+/// has, and no GPU drawing more than `--max-gpu-watts` allows, whatever power limits the
+/// agent reports. Refusals are `implausible` (400): the whole report, as for impossible
+/// values.
+pub fn validate_against_node(report: &AgentReport, node: &NodeGpus) -> Result<(), Rejection> {
+    if let Some(capacity) = node.capacity
+        && report.gpus.len() > capacity as usize
+    {
+        return Err(Rejection::implausible(format!(
+            "the report lists {} GPUs but node {} has {capacity} (its nvidia.com/gpu capacity)",
+            report.gpus.len(),
+            report.node
+        )));
+    }
+    let duration_s = (report.window_end_ms - report.window_start_ms) as f64 / 1000.0;
+    let most_w = node.max_gpu_power_w * POWER_MARGIN;
+    for gpu in &report.gpus {
+        let most_j = most_w * duration_s + 1.0;
+        let problem = if gpu.energy_j > most_j {
+            Some(format!(
+                "energyJ {} is more than a GPU can draw in {duration_s} s",
+                gpu.energy_j
+            ))
+        } else if gpu.mean_power_w.max(gpu.max_power_w) > most_w {
+            Some(format!(
+                "a power of {} W is more than a GPU can draw",
+                gpu.mean_power_w.max(gpu.max_power_w)
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(Rejection::implausible(format!(
+                "GPU {} ({}): {problem} (the operator allows {} W per GPU, --max-gpu-watts, with a {POWER_MARGIN}x margin)",
+                gpu.index, gpu.uuid, node.max_gpu_power_w
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn validate_gpu(gpu: &GpuWindow, duration_ms: i64) -> Result<(), String> {
     if gpu.uuid.is_empty() || gpu.uuid.len() > 128 {
         return Err("uuid must be 1 to 128 characters".into());
@@ -110,7 +165,7 @@ fn validate_gpu(gpu: &GpuWindow, duration_ms: i64) -> Result<(), String> {
         .max(gpu.power_limit_w)
         .max(gpu.max_power_w);
     let duration_s = duration_ms as f64 / 1000.0;
-    if ceiling_w > 0.0 && gpu.energy_j > ceiling_w * 1.5 * duration_s + 1.0 {
+    if ceiling_w > 0.0 && gpu.energy_j > ceiling_w * POWER_MARGIN * duration_s + 1.0 {
         return Err(format!(
             "energyJ {} is more than this GPU can draw in {duration_s} s (at most {ceiling_w} W); if the energy counter went backwards, report the energy since the reset and set energyCounterReset",
             gpu.energy_j
@@ -223,6 +278,49 @@ pub(crate) mod tests {
         let mut r = report(vec![gpu(0, 1.0)]);
         r.schema = 9;
         assert!(reason(&r).contains("schema 9"));
+    }
+
+    #[test]
+    fn the_node_bounds_what_its_agent_may_claim() {
+        let node = NodeGpus {
+            capacity: Some(2),
+            max_gpu_power_w: 1000.0,
+        };
+        validate_against_node(&report(vec![gpu(0, 700.0), gpu(1, 700.0)]), &node).unwrap();
+        let three = report(vec![gpu(0, 1.0), gpu(1, 1.0), gpu(2, 1.0)]);
+        let rejection = validate_against_node(&three, &node).unwrap_err();
+        assert_eq!(rejection.reason, "implausible");
+        assert!(
+            rejection
+                .message
+                .contains("lists 3 GPUs but node gpu-1 has 2"),
+            "{}",
+            rejection.message
+        );
+        // An agent claiming a 5 kW limit passes its own check, not the node's: 10 s at
+        // 1,000 W × 1.5 is 15,001 J at most.
+        let mut greedy = gpu(0, 1400.0);
+        (greedy.power_limit_w, greedy.max_power_limit_w) = (5000.0, 5000.0);
+        greedy.energy_j = 15_002.0;
+        let r = report(vec![greedy.clone()]);
+        validate(&r, NOW_MS, WEEK_MS).unwrap();
+        let message = validate_against_node(&r, &node).unwrap_err().message;
+        assert!(
+            message.contains("energyJ 15002 is more than a GPU can draw in 10 s"),
+            "{message}"
+        );
+        greedy.energy_j = 1.0;
+        greedy.mean_power_w = 1600.0;
+        let message = validate_against_node(&report(vec![greedy]), &node)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("1600 W"), "{message}");
+        // A node that does not advertise GPUs bounds the watts only.
+        let unknown = NodeGpus {
+            capacity: None,
+            ..node
+        };
+        validate_against_node(&three, &unknown).unwrap();
     }
 
     #[test]
