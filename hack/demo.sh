@@ -8,7 +8,8 @@
 #   4. submits TrainingJobs drawn from the Microsoft ITP GPU job trace, in scaled time;
 #   5. prints the dashboard URL and the kubectl commands to watch.
 # Weather replays VERDANT_DEMO_SPEEDUP times faster than real time (default 120: a day in
-# 12 minutes). `make demo-down` (hack/demo.sh down) stops it all.
+# 12 minutes), and the operator's clock runs as fast (its flags: hack/demo/operator.args).
+# `make demo-down` (hack/demo.sh down) stops it all.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="$REPO/.verdant"
@@ -54,8 +55,10 @@ up() {
   if alive "$STATE/operator.pid"; then
     step "operator already running (pid $(cat "$STATE/operator.pid"))"
   else
-    nohup "$BIN/verdant-operator" run --http-addr "$HTTP_ADDR" --cycle-seconds 5 \
-      --weather-dir "$REPO/core/data/weather" \
+    local flags
+    mapfile -t flags < <(grep -v -e '^#' -e '^$' "$REPO/hack/demo/operator.args" |
+      sed -e "s|__SPEEDUP__|$SPEEDUP|" -e "s|__REPO__|$REPO|")
+    nohup "$BIN/verdant-operator" run --http-addr "$HTTP_ADDR" "${flags[@]}" \
       --ingest-addr "$INGEST_ADDR" --database-url "sqlite://$STATE/verdant.db" \
       --agent-service-account verdant-system:verdant-agent \
       >"$STATE/operator.log" 2>&1 &

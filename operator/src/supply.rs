@@ -1,8 +1,9 @@
 //! A site's renewable supply over time, as the placement engine sees it. Pure.
 //!
-//! Static sites are computed from their spec directly. Every other provider is read from
-//! the hourly forecast the EnergySite controller keeps in `status.forecast`; a site
-//! without one has no renewable supply (the conservative assumption).
+//! Static sites are computed from their spec directly, by UTC hour. Every other provider
+//! is read from the forecast the EnergySite controller keeps in `status.forecast` (hourly,
+//! or in shorter steps under `--time-scale`); a site without one has no renewable supply
+//! (the conservative assumption).
 
 use verdant_core::placement::SupplyPoint;
 use verdant_crds::{EnergySite, ForecastProvider, StaticForecast};
@@ -10,7 +11,7 @@ use verdant_crds::{EnergySite, ForecastProvider, StaticForecast};
 /// Hours of forecast the engine gets.
 pub const HORIZON_HOURS: i64 = 48;
 
-/// Hourly supply points from the start of the current UTC hour, for 48 hours.
+/// Supply points from the start of the current step (the UTC hour), for 48 steps.
 pub fn site_supply(site: &EnergySite, now_s: i64) -> Vec<SupplyPoint> {
     let forecast = site.spec.forecast.as_ref();
     if let Some(static_forecast) = forecast
@@ -30,9 +31,14 @@ pub fn site_supply(site: &EnergySite, now_s: i64) -> Vec<SupplyPoint> {
             start_s: p.time.0.as_second(),
             kw: (p.solar_kw + p.wind_kw).max(0.0),
         })
-        .filter(|p| p.start_s + 3600 > now_s)
         .collect();
     supply.sort_by_key(|p| p.start_s);
+    // Points are an hour apart, or less when the operator's clock is sped up.
+    let step_s = match supply.as_slice() {
+        [first, second, ..] => (second.start_s - first.start_s).max(1),
+        _ => 3600,
+    };
+    supply.retain(|p| p.start_s + step_s > now_s);
     // The engine reads the first point as "now": it must not start in the future.
     if let Some(first) = supply.first_mut() {
         first.start_s = first.start_s.min(now_s);

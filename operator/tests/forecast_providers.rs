@@ -127,6 +127,7 @@ fn settings() -> ForecastSettings {
         backoff: Duration::from_millis(20),
         max_age_s: 6 * 3600,
         weather_dir: repo().join("core/data/weather"),
+        ..ForecastSettings::default()
     }
 }
 
@@ -645,4 +646,24 @@ async fn static_supply_is_split_by_nameplate() {
     let solar_nameplate = 1000.0 / 1.2;
     let share = solar_nameplate / (solar_nameplate + 2.0 * 2350.0);
     assert!((f.built.now.solar_kw - 300.0 * share).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn a_static_site_is_refreshed_when_its_spec_is_read_then_by_the_hour() {
+    let hour_s = 1_767_268_800; // 2026-01-01T12:00:00Z
+    let created_s = hour_s + 34 * 60;
+    let (site, plant) = hybrid_site("{provider: Static, static: {constantKw: 300}}", created_s);
+    let mut run = Run::new(&site, &plant);
+    run.refresh(created_s).await;
+    assert_eq!(
+        run.compose(created_s + 5).last_forecast_s,
+        Some(created_s),
+        "a new site's profile was read when it was created, not at the start of the hour"
+    );
+    run.refresh(hour_s + 3600 + 60).await;
+    assert_eq!(
+        run.compose(hour_s + 3600 + 60).last_forecast_s,
+        Some(hour_s + 3600),
+        "then it moves on by the hour"
+    );
 }

@@ -7,7 +7,7 @@
 //! so a job is suspended only if capping everything cappable would not close the gap, and
 //! only until what remains can be closed by capping. Suspendable are interruptible
 //! GreenOnly jobs, and interruptible GreenPreferred jobs whose latest start is still at
-//! least [`SUSPEND_MIN_SLACK_S`] ahead: they can wait for the next green window and still
+//! least [`EngineConfig::suspend_min_slack_s`] ahead (an hour by default): they can wait for the next green window and still
 //! make their deadline, since the queue resumes them at their latest start at the latest.
 
 use std::collections::BTreeSet;
@@ -18,21 +18,16 @@ use super::pending::decision;
 use super::power::{job_kw_on, running_end_s, site_pue};
 use super::queue::ordered_indices;
 use super::timefmt::{format_duration, format_utc};
-use super::{Action, Job, JobState, Policy, Reason};
-
-/// An interruptible GreenPreferred job is suspended only while its latest start is at
-/// least this far ahead: with less, it would be resumed (at its latest start) about as
-/// soon as it stopped, paying a restart for little renewable energy.
-pub const SUSPEND_MIN_SLACK_S: i64 = 3600;
+use super::{Action, EngineConfig, Job, JobState, Policy, Reason};
 
 /// Whether a brown-out may suspend `job` at `now_s` (see the module docs).
-pub(super) fn suspendable(job: &Job, now_s: i64) -> bool {
+pub(super) fn suspendable(job: &Job, now_s: i64, config: &EngineConfig) -> bool {
     job.interruptible
         && match job.policy {
             Policy::GreenOnly => true,
             Policy::GreenPreferred => job
                 .latest_start_s
-                .is_some_and(|latest| latest - now_s >= SUSPEND_MIN_SLACK_S),
+                .is_some_and(|latest| latest - now_s >= config.suspend_min_slack_s),
             Policy::Immediate => false,
         }
 }
@@ -160,7 +155,7 @@ fn shed(cy: &mut Cycle<'_>, site: usize, jobs: &[RunningJob<'_>], headroom_kw: f
             if gap_kw <= room_kw + EPS {
                 break;
             }
-            if !suspendable(j.job, now_s) {
+            if !suspendable(j.job, now_s, cy.config) {
                 continue;
             }
             let freed_kw = j.effective_kw();
@@ -296,7 +291,7 @@ fn keep_message(cy: &Cycle<'_>, site: usize, j: &RunningJob<'_>) -> String {
         format_utc(j.end_s, now_s),
         kw(headroom_kw)
     );
-    if headroom_kw < -EPS && suspendable(j.job, now_s) {
+    if headroom_kw < -EPS && suspendable(j.job, now_s, cy.config) {
         match cy.sites[site].site.headroom_negative_since_s {
             Some(since_s) => message.push_str(&format!(
                 "; negative since {}, suspension possible from {}",

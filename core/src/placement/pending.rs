@@ -362,10 +362,43 @@ fn unschedulable(cy: &Cycle<'_>, view: &JobView<'_>) -> Decision {
             job.allowed_sites.join(", ")
         )
     } else {
-        format!(
+        let without_nodes: Vec<&str> = allowed_sites
+            .iter()
+            .map(|&s| cy.site_name(s))
+            .filter(|&name| {
+                !cy.snap
+                    .nodes
+                    .iter()
+                    .any(|n| n.site.as_deref() == Some(name))
+            })
+            .collect();
+        let needs = format!(
             "needs {} at one site, more than any allowed site has on allowed schedulable nodes even when idle",
             view.shape()
-        )
+        );
+        if without_nodes.is_empty() {
+            needs
+        } else if without_nodes.len() == allowed_sites.len() {
+            format!(
+                "no GPU node belongs to {} ({}): label nodes to match a site's spec.nodeSelector{}",
+                if job.allowed_sites.is_empty() {
+                    "any EnergySite"
+                } else {
+                    "the job's sites"
+                },
+                without_nodes.join(", "),
+                if job.allowed_sites.is_empty() {
+                    ""
+                } else {
+                    ", or allow other sites in spec.sites"
+                }
+            )
+        } else {
+            format!(
+                "{needs}; no GPU node belongs to {}",
+                without_nodes.join(", ")
+            )
+        }
     };
     decision(job, Action::Wait, Reason::Unschedulable, message)
 }

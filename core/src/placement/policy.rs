@@ -55,7 +55,7 @@ pub(super) fn green_preferred(
     // the next brown-out at its site (brownout.rs). Until then it starts only where
     // current headroom covers it, as a GreenOnly job, so it never starts just to be
     // stopped; once its latest start nears, the rules below apply.
-    if suspendable(job, now_s) {
+    if suspendable(job, now_s, cy.config) {
         return green_only(cy, view, survey);
     }
     let min = job.min_renewable_fraction.clamp(0.0, 1.0);

@@ -20,10 +20,10 @@ use super::{Action, JobState, Reason};
 /// site can make room.
 pub(super) fn make_room(cy: &mut Cycle<'_>, view: &JobView<'_>) -> Option<String> {
     let snap = cy.snap;
-    let now_s = cy.now_s;
+    let (now_s, config) = (cy.now_s, cy.config);
     // Running suspendable jobs not yet stopped this cycle, lowest-ordered first.
     let mut candidates: Vec<usize> = ordered_indices(&snap.jobs, now_s, |j| {
-        matches!(j.state, JobState::Running { .. }) && suspendable(j, now_s)
+        matches!(j.state, JobState::Running { .. }) && suspendable(j, now_s, config)
     });
     candidates.reverse();
     candidates.retain(|&i| {

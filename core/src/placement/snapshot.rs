@@ -33,6 +33,11 @@ pub struct EngineConfig {
     pub default_duration_s: i64,
     /// A running job that has outlived its estimate is assumed to need this much longer.
     pub overrun_extension_s: i64,
+    /// An interruptible GreenPreferred job may be suspended only while its latest start is
+    /// at least this far ahead: with less, it would be resumed (at its latest start) about
+    /// as soon as it stopped, paying a restart for little renewable energy.
+    #[serde(default = "default_suspend_min_slack_s")]
+    pub suspend_min_slack_s: i64,
     /// Hysteresis for lifting power caps: a cap is lifted (fully or partly) only while the
     /// site keeps at least this share of the job's uncapped power as spare headroom.
     pub uncap_margin_fraction: f64,
@@ -46,9 +51,14 @@ impl Default for EngineConfig {
             green_only_grace_s: 600,
             default_duration_s: 3600,
             overrun_extension_s: 1800,
+            suspend_min_slack_s: default_suspend_min_slack_s(),
             uncap_margin_fraction: 0.1,
         }
     }
+}
+
+fn default_suspend_min_slack_s() -> i64 {
+    3600
 }
 
 /// An energy site: a renewable plant with the GPU nodes it powers; the grid is the fallback.
@@ -103,7 +113,7 @@ pub struct Job {
     /// GreenPreferred: the renewable share of the job's energy needed to start early.
     pub min_renewable_fraction: f64,
     /// May be suspended by a brown-out: GreenOnly jobs, and GreenPreferred ones while
-    /// their latest start is at least an hour ahead.
+    /// their latest start is at least `EngineConfig::suspend_min_slack_s` ahead.
     pub interruptible: bool,
     /// `Some(min)` if Verdant may cap the job's GPU power down to `min` percent.
     pub power_cap_min_percent: Option<u32>,

@@ -46,7 +46,9 @@ use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 use verdant_crds::{EnergySite, EnergySiteStatus};
 
+use crate::config::TimeScale;
 use crate::context::Context;
+use crate::energy::forecast::build::DECAY_TIME_S;
 use crate::energy::forecast::site::{Deps, ForecastState, compose, next_refresh_s, refresh};
 use crate::energy::forecast::{ForecastSettings, SiteForecast, http};
 use crate::energy::plant_from_site;
@@ -78,7 +80,7 @@ pub struct SiteArgs {
     #[arg(long, env = "VERDANT_FORECAST_BACKOFF_MS", default_value_t = 1000)]
     pub forecast_backoff_ms: u64,
     /// Age beyond which a forecast that could not be refreshed is replaced by a
-    /// conservative persistence estimate, seconds.
+    /// conservative persistence estimate, seconds (divided by --time-scale).
     #[arg(
         long,
         env = "VERDANT_FORECAST_MAX_AGE_SECONDS",
@@ -91,13 +93,16 @@ pub struct SiteArgs {
 }
 
 impl SiteArgs {
-    /// The providers' settings.
-    pub fn forecast_settings(&self) -> ForecastSettings {
+    /// The providers' settings; the forecast's step, age bound and decay run `scale`
+    /// times faster than the wall clock.
+    pub fn forecast_settings(&self, scale: TimeScale) -> ForecastSettings {
         ForecastSettings {
             timeout: Duration::from_secs_f64(self.forecast_timeout_seconds.clamp(0.1, 600.0)),
             attempts: self.forecast_attempts.clamp(1, 10),
             backoff: Duration::from_millis(self.forecast_backoff_ms),
-            max_age_s: self.forecast_max_age_seconds.max(0),
+            max_age_s: scale.wall_s(self.forecast_max_age_seconds.max(0)),
+            step_s: scale.wall_s(3600),
+            decay_s: DECAY_TIME_S / scale.factor(),
             weather_dir: self.weather_dir.clone(),
         }
     }
@@ -136,8 +141,8 @@ pub enum SiteError {
     },
 }
 
-/// Runs the EnergySite controller until the process ends.
-pub async fn run(ctx: Arc<Context>, args: SiteArgs) {
+/// Runs the EnergySite controller until the process ends; `scale` is `--time-scale`.
+pub async fn run(ctx: Arc<Context>, args: SiteArgs, scale: TimeScale) {
     // Loads are computed from nodes and pods: wait for their caches.
     for ready in [
         Box::pin(wait_ready(&ctx.stores.nodes))
@@ -147,7 +152,7 @@ pub async fn run(ctx: Arc<Context>, args: SiteArgs) {
     ] {
         ready.await;
     }
-    let settings = args.forecast_settings();
+    let settings = args.forecast_settings(scale);
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),

@@ -57,6 +57,37 @@ fn a_gang_is_never_split_across_sites() {
     assert_eq!(run(&snap)[0].reason, Reason::Unschedulable);
 }
 
+#[test]
+fn an_unschedulable_job_is_told_which_of_its_sites_have_no_nodes() {
+    let mut only_empty = job("ns/eval", 1, 4, Policy::Immediate);
+    only_empty.allowed_sites = vec!["solar-a".into(), "wind-b".into()];
+    let mut partly = job("ns/wide", 2, 8, Policy::Immediate);
+    partly.allowed_sites = vec!["a".into(), "wind-b".into()];
+    let snap = snapshot(
+        vec![
+            site("a", &[100.0]),
+            site("solar-a", &[100.0]),
+            site("wind-b", &[100.0]),
+        ],
+        vec![node("a", 8, 0)],
+        vec![only_empty, partly],
+    );
+    let decisions = run(&snap);
+    let eval = find(&decisions, "ns/eval");
+    assert_eq!(eval.reason, Reason::Unschedulable);
+    assert_eq!(
+        eval.message,
+        "no GPU node belongs to the job's sites (solar-a, wind-b): label nodes to match a site's spec.nodeSelector, or allow other sites in spec.sites"
+    );
+    let wide = find(&decisions, "ns/wide");
+    assert!(
+        wide.message.starts_with("needs 2×8 GPUs at one site")
+            && wide.message.ends_with("; no GPU node belongs to wind-b"),
+        "{}",
+        wide.message
+    );
+}
+
 /// Node 0 is busy until 14:00 with a running job; node 1 is free. The head needs both.
 pub fn backfill_by_time() -> Snapshot {
     let r = immediate("ns/running", 1, 8, 0, 3 * HOUR, 0);

@@ -1,14 +1,17 @@
-//! From what the providers delivered to the site's 48 hourly points. Pure.
+//! From what the providers delivered to the site's 48 points, one per step: an hour, or
+//! an hour divided by `--time-scale` when the operator's clock is sped up (`make demo`:
+//! 30 s). Pure.
 //!
-//! - The first point starts at the current UTC hour and holds the output **now** (the
-//!   placement engine reads it as the current supply): measured when a fresh Prometheus
-//!   value exists, modelled otherwise.
-//! - Every later point is the mean output over its hour (`samples_per_hour` evenly spaced
-//!   instants), so an hourly step function carries the right energy.
+//! - The first point starts at the current step (the UTC hour) and holds the output
+//!   **now** (the placement engine reads it as the current supply): measured when a fresh
+//!   Prometheus value exists, modelled otherwise.
+//! - Every later point is the mean output over its step (`samples_per_step` evenly spaced
+//!   instants), so the step function carries the right energy.
 //! - Weather no older than `max_age_s` is used as is, however old within that bound (the
 //!   forecast "ages"). Beyond it, each instant gets the smaller of what the stale weather
 //!   says and a persistence estimate: the output at the last good fetch, decaying
-//!   exponentially (time constant [`DECAY_TIME_S`]) from the moment the bound passed,
+//!   exponentially (time constant `decay_s`, [`DECAY_TIME_S`] unscaled) from the moment
+//!   the bound passed,
 //!   with the solar part zero while the sun is down. Never more than the stale forecast,
 //!   and toward zero the longer the outage lasts.
 //! - A Prometheus measurement without weather is held and decays the same way from the
@@ -18,7 +21,8 @@
 
 use super::HORIZON_HOURS;
 
-/// Time constant of the persistence decay, seconds.
+/// Time constant of the persistence decay on the wall clock, seconds (divided by
+/// `--time-scale`).
 pub const DECAY_TIME_S: f64 = 6.0 * 3600.0;
 
 /// Renewable output split by source, kW. Never negative, never NaN.
@@ -125,8 +129,8 @@ pub struct Weather<'a> {
     pub kw_at: &'a dyn Fn(i64) -> Option<PlantKw>,
     /// When it was fetched (Unix s).
     pub fetched_s: i64,
-    /// Instants averaged per hourly point.
-    pub samples_per_hour: u32,
+    /// Instants averaged per point.
+    pub samples_per_step: u32,
 }
 
 /// Everything [`build`] needs.
@@ -139,6 +143,10 @@ pub struct Inputs<'a> {
     pub measured: Option<Measured>,
     /// Weather older than this is replaced by persistence.
     pub max_age_s: i64,
+    /// Seconds between points: 3600, or less on a sped-up clock.
+    pub step_s: i64,
+    /// Time constant of the persistence decay, seconds.
+    pub decay_s: f64,
     /// Share of a measured total that is solar when the model cannot tell.
     pub solar_share: f64,
     /// Whether the sun is up at the site at an instant.
@@ -150,7 +158,7 @@ pub struct Inputs<'a> {
 pub struct BuiltForecast {
     /// Output now.
     pub now: PlantKw,
-    /// 48 hourly points from the current hour.
+    /// 48 points, one per step, from the current step.
     pub hours: Vec<HourKw>,
     /// Where the numbers came from.
     pub basis: ForecastBasis,
@@ -162,7 +170,13 @@ pub struct BuiltForecast {
 
 /// Start of the UTC hour holding `time_s`.
 pub fn hour_start(time_s: i64) -> i64 {
-    time_s.div_euclid(3600) * 3600
+    step_start(time_s, 3600)
+}
+
+/// Start of the step of `step_s` seconds holding `time_s` (steps start at the epoch).
+pub fn step_start(time_s: i64, step_s: i64) -> i64 {
+    let step_s = step_s.max(1);
+    time_s.div_euclid(step_s) * step_s
 }
 
 /// Builds the forecast.
@@ -170,13 +184,13 @@ pub fn build(inputs: &Inputs<'_>) -> BuiltForecast {
     let now_s = inputs.now_s;
     let persistence = |kw0: PlantKw, from_s: i64, t: i64| -> PlantKw {
         let elapsed_s = (t - from_s).max(0) as f64;
-        let mut kw = kw0.scaled((-elapsed_s / DECAY_TIME_S).exp());
+        let mut kw = kw0.scaled((-elapsed_s / inputs.decay_s.max(1.0)).exp());
         if !(inputs.sun_up)(t) {
             kw.solar_kw = 0.0;
         }
         kw
     };
-    let (basis, samples_per_hour, model): (ForecastBasis, u32, KwAt<'_>) =
+    let (basis, samples_per_step, model): (ForecastBasis, u32, KwAt<'_>) =
         match (&inputs.weather, inputs.measured) {
             (Some(weather), _) => {
                 let age_s = (now_s - weather.fetched_s).max(0);
@@ -184,7 +198,7 @@ pub fn build(inputs: &Inputs<'_>) -> BuiltForecast {
                 if age_s <= inputs.max_age_s {
                     (
                         ForecastBasis::Weather { age_s },
-                        weather.samples_per_hour,
+                        weather.samples_per_step,
                         Box::new(kw_at),
                     )
                 } else {
@@ -192,7 +206,7 @@ pub fn build(inputs: &Inputs<'_>) -> BuiltForecast {
                     let bound_passed_s = weather.fetched_s + inputs.max_age_s;
                     (
                         ForecastBasis::Persistence { age_s },
-                        weather.samples_per_hour,
+                        weather.samples_per_step,
                         Box::new(move |t| {
                             let conservative = persistence(anchor, bound_passed_s, t);
                             Some(kw_at(t).map_or(conservative, |stale| stale.min(conservative)))
@@ -221,19 +235,20 @@ pub fn build(inputs: &Inputs<'_>) -> BuiltForecast {
         None => modelled_now.unwrap_or_default(),
     };
     let mut uncovered_hours = usize::from(modelled_now.is_none() && inputs.measured.is_none());
-    let first_hour_s = hour_start(now_s);
-    let n = samples_per_hour.max(1);
+    let step_s = inputs.step_s.max(1);
+    let first_hour_s = step_start(now_s, step_s);
+    let n = samples_per_step.max(1);
     let mut hours = Vec::with_capacity(HORIZON_HOURS);
     hours.push(HourKw {
         start_s: first_hour_s,
         kw: now,
     });
     for k in 1..HORIZON_HOURS as i64 {
-        let start_s = first_hour_s + k * 3600;
+        let start_s = first_hour_s + k * step_s;
         let mut sum = PlantKw::default();
         let mut uncovered = false;
         for j in 0..n {
-            let t = start_s + ((2 * j + 1) as i64 * 3600) / (2 * n as i64);
+            let t = start_s + ((2 * j + 1) as i64 * step_s) / (2 * n as i64);
             match model(t) {
                 Some(kw) => {
                     sum.solar_kw += kw.solar_kw;
@@ -303,6 +318,8 @@ mod tests {
             weather,
             measured,
             max_age_s: 6 * 3600,
+            step_s: 3600,
+            decay_s: DECAY_TIME_S,
             solar_share: 0.5,
             sun_up: &always_day,
         }
@@ -313,7 +330,7 @@ mod tests {
         let weather = Weather {
             kw_at: &ramp,
             fetched_s: NOW - 600,
-            samples_per_hour: 4,
+            samples_per_step: 4,
         };
         let f = build(&inputs(Some(weather), None));
         assert_eq!(f.hours.len(), 48);
@@ -338,7 +355,7 @@ mod tests {
         let weather = Weather {
             kw_at: &ramp,
             fetched_s: NOW,
-            samples_per_hour: 4,
+            samples_per_step: 4,
         };
         let measured = Measured {
             total_kw: 55.0,
@@ -364,7 +381,7 @@ mod tests {
         let weather = Weather {
             kw_at: &ramp,
             fetched_s,
-            samples_per_hour: 4,
+            samples_per_step: 4,
         };
         let f = build(&inputs(Some(weather), None));
         assert_eq!(f.basis, ForecastBasis::Persistence { age_s: 7 * 3600 });
@@ -400,6 +417,33 @@ mod tests {
         let dark = &f.hours[20];
         assert_eq!(dark.kw.solar_kw, 0.0);
         assert!(dark.kw.wind_kw > 0.0 && dark.kw.wind_kw < 50.0);
+    }
+
+    #[test]
+    fn a_sped_up_clock_has_short_steps_over_the_same_instants() {
+        // 120×: 30 s steps; the wind ramp is 1 kW per hour of wall time.
+        let weather = Weather {
+            kw_at: &ramp,
+            fetched_s: NOW,
+            samples_per_step: 4,
+        };
+        let f = build(&Inputs {
+            step_s: 30,
+            decay_s: DECAY_TIME_S / 120.0,
+            ..inputs(Some(weather), None)
+        });
+        assert_eq!(f.hours.len(), 48);
+        assert_eq!(f.hours[0].start_s, step_start(NOW, 30));
+        assert_eq!(f.hours[1].start_s - f.hours[0].start_s, 30);
+        assert_eq!(f.hours[47].start_s - f.hours[0].start_s, 47 * 30);
+        // Point 2 spans NOW+60 s .. NOW+90 s; its 4 instants are 63, 71, 78 and 86 s in.
+        let expected_wind = 10.0 + 74.5 / 3600.0;
+        assert!(
+            (f.hours[2].kw.wind_kw - expected_wind).abs() < 1e-9,
+            "{:?}",
+            f.hours[2]
+        );
+        assert_eq!(f.uncovered_hours, 0);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use std::time::Duration;
 pub use build::{BuiltForecast, ForecastBasis, HourKw, PlantKw};
 pub use site::{ForecastState, SiteForecast};
 
-/// Hours of forecast a site publishes.
+/// Points (hours, or steps of a sped-up clock) of forecast a site publishes.
 pub const HORIZON_HOURS: usize = 48;
 
 /// Why a provider could not deliver. The message names the source (URL, file or
@@ -81,6 +81,11 @@ pub struct ForecastSettings {
     pub backoff: Duration,
     /// Weather older than this is no longer used as is (see [`build`]).
     pub max_age_s: i64,
+    /// Seconds between forecast points: an hour divided by `--time-scale`.
+    pub step_s: i64,
+    /// Time constant of the persistence decay, seconds ([`build::DECAY_TIME_S`] divided by
+    /// `--time-scale`).
+    pub decay_s: f64,
     /// Folder that relative Replay paths in cluster objects are resolved against.
     pub weather_dir: std::path::PathBuf,
 }
@@ -92,6 +97,8 @@ impl Default for ForecastSettings {
             attempts: 3,
             backoff: Duration::from_secs(1),
             max_age_s: 6 * 3600,
+            step_s: 3600,
+            decay_s: build::DECAY_TIME_S,
             weather_dir: ".".into(),
         }
     }

@@ -10,7 +10,8 @@
 //! Wall time `t` plays file position `startOffset + (t − creationTimestamp) × speedup`.
 //! The plant is evaluated at each record's *own* time, so the sun stands where it stood
 //! for that weather, and the result is interpolated between records. With a speed-up,
-//! each hourly point averages proportionally more instants of the file.
+//! each forecast point averages proportionally more instants of the file, unless the
+//! operator's clock is sped up as much (`--time-scale`), which shortens the points.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -198,10 +199,12 @@ impl<'a> Playback<'a> {
         }
     }
 
-    /// Instants to average per hourly point: enough to see every record the hour plays.
-    pub fn samples_per_hour(&self) -> u32 {
-        let records_per_hour = 3600.0 * self.clock.speedup / self.file.step_s.max(1) as f64;
-        (4.0 * records_per_hour.ceil()).clamp(4.0, 240.0) as u32
+    /// Instants to average per forecast point of `step_s` wall seconds: enough to see
+    /// every record the step plays.
+    pub fn samples_per_step(&self, step_s: i64) -> u32 {
+        let records_per_step =
+            step_s.max(1) as f64 * self.clock.speedup / self.file.step_s.max(1) as f64;
+        (4.0 * records_per_step.ceil()).clamp(4.0, 240.0) as u32
     }
 
     /// The plant's output at wall time `wall_s`. Parts without inputs in a record
@@ -403,8 +406,13 @@ mod tests {
             at(base, 10 * 3600),
             "10 minutes at 60× is 10 hours"
         );
-        assert_eq!(Playback::new(&file, fast, &plant).samples_per_hour(), 240);
-        assert_eq!(Playback::new(&file, base, &plant).samples_per_hour(), 4);
+        assert_eq!(
+            Playback::new(&file, fast, &plant).samples_per_step(3600),
+            240
+        );
+        assert_eq!(Playback::new(&file, base, &plant).samples_per_step(3600), 4);
+        // A 60× clock steps every minute: one record per step again.
+        assert_eq!(Playback::new(&file, fast, &plant).samples_per_step(60), 4);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct ForecastState {
     pub measured_error: Option<ForecastError>,
     /// When the provider was last asked.
     pub last_attempt_s: Option<i64>,
+    /// When this process first saw the spec of `generation`.
+    pub spec_seen_s: Option<i64>,
     replay_text_hash: Option<u64>,
 }
 
@@ -131,6 +133,7 @@ pub async fn refresh(
     if state.generation != generation {
         *state = ForecastState {
             generation,
+            spec_seen_s: Some(now_s),
             ..ForecastState::default()
         };
     }
@@ -258,9 +261,9 @@ pub fn compose(
         };
         return SiteForecast {
             built,
-            // The profile moves on by the hour; a per-second time would rewrite the
-            // status of an idle site at every update.
-            last_forecast_s: Some(build::hour_start(now_s)),
+            // The profile is read again when the spec changes and moves on by the hour; a
+            // per-second time would rewrite the status of an idle site at every update.
+            last_forecast_s: Some(build::hour_start(now_s).max(state.spec_seen_s.unwrap_or(0))),
             degraded: None,
             ready,
         };
@@ -285,7 +288,7 @@ pub fn compose(
             match spec {
                 Some(spec) => {
                     playback = Playback::new(file, ReplayClock::new(spec, anchor_s), plant);
-                    let samples = playback.samples_per_hour();
+                    let samples = playback.samples_per_step(settings.step_s);
                     Some((Box::new(|t| playback.kw_at(t)), samples))
                 }
                 None => None,
@@ -298,10 +301,10 @@ pub fn compose(
         .measured
         .filter(|m| state.measured_error.is_none() && now_s - m.at_s <= 2 * interval_s + 60);
     let weather = match (&kw_at, state.weather_fetched_s) {
-        (Some((kw_at, samples_per_hour)), Some(fetched_s)) => Some(Weather {
+        (Some((kw_at, samples_per_step)), Some(fetched_s)) => Some(Weather {
             kw_at: kw_at.as_ref(),
             fetched_s,
-            samples_per_hour: *samples_per_hour,
+            samples_per_step: *samples_per_step,
         }),
         _ => None,
     };
@@ -400,6 +403,8 @@ fn inputs<'a>(
         weather,
         measured,
         max_age_s: settings.max_age_s,
+        step_s: settings.step_s,
+        decay_s: settings.decay_s,
         solar_share: solar_share(plant),
         sun_up,
     }
