@@ -9,7 +9,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/$(STATE)/kubeconfig
 TOOLS_BIN = $(shell hack/tools.sh --print-dir)/bin
 KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) $(TOOLS_BIN)/kubectl
 
-.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e postgres bench-store evaluate bench-sim
+.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e postgres bench-store evaluate bench-sim images
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,14 @@ cluster-up: tools ## Start etcd, kube-apiserver and kwok; kubeconfig in .verdant
 
 cluster-down: ## Stop the local control plane and remove its state
 	@hack/control-plane.sh down $(STATE)
+
+# Where hack/node.sh's containerd listens while the local real node runs.
+NODE_CONTAINERD := /run/verdant-node/containerd.sock
+
+images: prereqs ## Build the operator, agent, trainer and pause images (cached) and load them into the local node if it runs
+	@hack/images.sh build
+	@if [ -S $(NODE_CONTAINERD) ]; then hack/images.sh load --address $(NODE_CONTAINERD); \
+	else echo "no local node is running ($(NODE_CONTAINERD)): images built, none loaded"; hack/images.sh list; fi
 
 demo: tools ## Local control plane, fake GPU nodes, the operator, the examples; then kubectl get
 	@hack/demo.sh up

@@ -10,6 +10,11 @@ command -v python3 >/dev/null || need+=(python3)
 # Verdant starts its own Prometheus processes; the package's service is not used.
 { command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)
+# make images (hack/images.sh): the trainer's Debian root, the static pause binary, and
+# the image tests' private containerd.
+command -v debootstrap >/dev/null || need+=(debootstrap)
+[[ -f /usr/lib/x86_64-linux-gnu/libc.a ]] || need+=(libc6-dev)
+{ command -v containerd && command -v ctr && command -v runc; } >/dev/null || need+=(containerd runc)
 command -v go >/dev/null || { echo "error: Go 1.26 is required (https://go.dev/doc/install)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "error: Rust (cargo) is required (https://rustup.rs)" >&2; exit 1; }
 if [[ ${#need[@]} -gt 0 ]]; then
