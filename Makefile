@@ -17,15 +17,25 @@ help: ## Show the targets
 prereqs: ## Install the system packages the build and tests need (Debian)
 	@hack/prereqs.sh
 
-tools: prereqs ## Build etcd, kube-apiserver, kubectl and kwok from their Go modules (cached)
+tools: prereqs ## Build the Kubernetes components, etcd, kwok and CoreDNS from their Go modules (cached)
 	@hack/tools.sh
+	@hack/tools.sh node
 
 crds: ## Regenerate crds/*.yaml (and the Helm chart's copy) from the Rust types
 	$(CARGO) run -q -p verdant-crds --bin crdgen
 	$(CARGO) run -q -p verdant-crds --bin crdgen helm/verdant/crds
 
-cluster-up: tools ## Start etcd, kube-apiserver and kwok; kubeconfig in .verdant/kubeconfig
+# The local cluster has the machine's one real node unless NODE=kwok (KWOK nodes only,
+# e.g. for the scale benches).
+NODE ?= real
+
+cluster-up: tools ## Start the local cluster with its real node (NODE=kwok: none); kubeconfig in .verdant/kubeconfig
+ifeq ($(NODE),real)
+	@hack/images.sh build
+	@hack/control-plane.sh up $(STATE) --real-node
+else
 	@hack/control-plane.sh up $(STATE)
+endif
 
 cluster-down: ## Stop the local control plane and remove its state
 	@hack/control-plane.sh down $(STATE)

@@ -15,6 +15,10 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 [[ -f /usr/lib/x86_64-linux-gnu/libc.a ]] || need+=(libc6-dev)
 { command -v containerd && command -v ctr && command -v runc; } >/dev/null || need+=(containerd runc)
+# The local cluster's real node (hack/node.sh): the CNI plugins, and iptables for
+# kube-proxy and the kubelet.
+[[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
+command -v iptables >/dev/null || need+=(iptables)
 command -v go >/dev/null || { echo "error: Go 1.26 is required (https://go.dev/doc/install)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "error: Rust (cargo) is required (https://rustup.rs)" >&2; exit 1; }
 if [[ ${#need[@]} -gt 0 ]]; then
