@@ -281,7 +281,7 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
             (
                 "",
                 "pods",
-                &["get", "list", "watch", "create", "deletecollection"]
+                &["get", "list", "watch", "create", "delete"]
             ),
             ("", "pods/binding", &["create"]),
             (
