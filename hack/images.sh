@@ -15,6 +15,8 @@
 #   trainer   localhost/verdant-trainer:<appVersion>  Debian python3 + CPU PyTorch 1.13 (gloo);
 #             runs `torchrun /opt/verdant/train.py` (see build/trainer/train.py: STEPS,
 #             STEP_SECONDS, CHECKPOINT_DIR)
+#             Entrypoint torchrun, Cmd /opt/verdant/train.py, user root, OMP_NUM_THREADS=1.
+#             On SIGTERM the workers save and exit 0; torchrun (PID 1) then exits 1.
 #   pause     registry.k8s.io/pause:3.10  Kubernetes' pause.c, static (containerd's sandbox_image)
 # <appVersion> is helm/verdant/Chart.yaml's, so the chart's defaults name these images.
 #
@@ -300,6 +302,9 @@ build_images() { # [--no-cargo] images...
   local images=("$@")
   [[ ${#images[@]} -gt 0 ]] || images=("${ALL_IMAGES[@]}")
   mkdir -p "$OUT"
+  # One build at a time per cache (two test runs may start nodes at once).
+  exec 9>"$OUT/.lock"
+  flock 9
   local image packages=()
   for image in "${images[@]}"; do
     ref_of "$image" >/dev/null
