@@ -139,19 +139,15 @@ def _json_bytes(value) -> bytes:
 
 def image_config(spec: ImageSpec, diff_ids: list[str]) -> dict:
     created = datetime.fromtimestamp(spec.created, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    config: dict = {}
-    if spec.user:
-        config["User"] = spec.user
-    if spec.env:
-        config["Env"] = spec.env
-    if spec.entrypoint:
-        config["Entrypoint"] = spec.entrypoint
-    if spec.cmd:
-        config["Cmd"] = spec.cmd
-    if spec.workdir:
-        config["WorkingDir"] = spec.workdir
-    if spec.labels:
-        config["Labels"] = spec.labels
+    fields = {
+        "User": spec.user,
+        "Env": spec.env,
+        "Entrypoint": spec.entrypoint,
+        "Cmd": spec.cmd,
+        "WorkingDir": spec.workdir,
+        "Labels": spec.labels,
+    }
+    config = {key: value for key, value in fields.items() if value}
     return {
         "architecture": spec.architecture,
         "os": spec.os,
