@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use verdant_crds::wire::PowerLimitTarget;
 
-use crate::backend::GpuBackend;
+use crate::backend::{GpuBackend, SampleSet};
 use crate::cap_record::CapRecord;
 use crate::metrics::Metrics;
 use crate::sample::GpuSample;
@@ -39,8 +39,16 @@ impl PowerCapper {
     }
 
     /// On start: puts back the default limit of every GPU the record says an earlier run
-    /// capped (it was killed before it could). `gpus` are a first reading.
-    pub fn recover(&mut self, backend: &mut dyn GpuBackend, gpus: &[GpuSample], metrics: &Metrics) {
+    /// capped (it was killed before it could). `reading` is a first reading; a recorded
+    /// GPU missing from it is forgotten only when every GPU could be read (it is gone),
+    /// else kept for the next restore.
+    pub fn recover(
+        &mut self,
+        backend: &mut dyn GpuBackend,
+        reading: &SampleSet,
+        metrics: &Metrics,
+    ) {
+        let gpus = reading.gpus.as_slice();
         let Some(record) = &self.record else { return };
         let recorded = match record.load() {
             Ok(recorded) => recorded,
@@ -64,9 +72,13 @@ impl PowerCapper {
         let uuids: Vec<String> = self.capped.keys().cloned().collect();
         for uuid in uuids {
             if !gpus.iter().any(|g| g.uuid == uuid) {
-                tracing::warn!(%uuid, "a GPU recorded as capped is not on this node any more; forgetting it");
-                self.capped.remove(&uuid);
-                self.persist();
+                if reading.errors.is_empty() {
+                    tracing::warn!(%uuid, "a GPU recorded as capped is not on this node any more; forgetting it");
+                    self.capped.remove(&uuid);
+                    self.persist();
+                } else {
+                    tracing::warn!(%uuid, "a GPU recorded as capped could not be read; its default limit is restored once it can be");
+                }
                 continue;
             }
             self.restore(backend, gpus, &uuid, metrics);
@@ -300,7 +312,7 @@ mod tests {
         fn name(&self) -> &'static str {
             "recorded"
         }
-        fn sample(&mut self) -> crate::backend::SampleSet {
+        fn sample(&mut self) -> SampleSet {
             self.sim.sample_at(0)
         }
         fn set_power_limit(
@@ -339,17 +351,31 @@ mod tests {
         assert_eq!(s[0].power_limit_w, 300.0);
         // The next start finds the record and puts the default back.
         let mut capper = PowerCapper::new(false, Some(record.clone()));
-        capper.recover(&mut backend, &s, &metrics);
+        let reading = backend.sample();
+        assert_eq!(reading.gpus[0].power_limit_w, 300.0);
+        capper.recover(&mut backend, &reading, &metrics);
         assert_eq!(backend.sample().gpus[0].power_limit_w, 700.0);
         assert!(record.load().unwrap().is_empty());
         assert!(capper.capped().is_empty());
         // Read-only leaves a record and the cap alone.
         let mut writer = PowerCapper::new(false, Some(record.clone()));
         writer.apply(&mut backend, &s, &[target(&s[1].uuid, 400.0)], &metrics);
-        let s = backend.sample().gpus;
-        PowerCapper::new(true, Some(record.clone())).recover(&mut backend, &s, &metrics);
+        let reading = backend.sample();
+        PowerCapper::new(true, Some(record.clone())).recover(&mut backend, &reading, &metrics);
         assert_eq!(backend.sample().gpus[1].power_limit_w, 400.0);
         assert_eq!(record.load().unwrap().len(), 1);
+        // A recorded GPU that cannot be read now is kept for later; one missing from a
+        // complete reading is gone and forgotten.
+        let unreadable = SampleSet {
+            gpus: Vec::new(),
+            errors: vec![crate::backend::BackendError::UnknownGpu("?".into())],
+        };
+        let mut capper = PowerCapper::new(false, Some(record.clone()));
+        capper.recover(&mut backend, &unreadable, &metrics);
+        assert_eq!(record.load().unwrap().len(), 1);
+        let mut capper = PowerCapper::new(false, Some(record.clone()));
+        capper.recover(&mut backend, &SampleSet::default(), &metrics);
+        assert!(record.load().unwrap().is_empty());
     }
 
     #[test]

@@ -121,7 +121,7 @@ impl Sampler {
         // Limits an earlier run left behind go back before the first window opens.
         let first = self.backend.sample();
         self.capper
-            .recover(self.backend.as_mut(), &first.gpus, &self.metrics);
+            .recover(self.backend.as_mut(), &first, &self.metrics);
         self.latest = first.gpus;
         // Ticks on multiples of the period, so that the last sample of a window falls just
         // before its end.

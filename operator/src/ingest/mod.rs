@@ -5,9 +5,9 @@
 //! report's node → the report fits the node's GPUs (capacity × `--max-gpu-watts`) → each
 //! GPU's pod is Pending or Running on that node (else the GPU is billed to no job; see
 //! [`attribution`]) → bill the window (site load, renewable share, jobs) → store (group
-//! commit) → `200` with the power limits for the node's GPUs and the refused GPUs. Then the measured power goes
-//! to the shared telemetry (site load, the engine's per-job and per-model watts) and the
-//! jobs billed are queued for a `status.energy` update.
+//! commit) → `200` with the power limits for the node's GPUs and the refused GPUs. Then
+//! the measured power goes to the shared telemetry (site load, the engine's per-job and
+//! per-model watts) and the jobs billed are queued for a `status.energy` update.
 //!
 //! # Guarantees
 //! - `2xx` only after the report's transaction committed.
