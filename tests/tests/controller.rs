@@ -124,7 +124,10 @@ impl Scenario {
                 let jobs = jobs.clone();
                 async move {
                     let job = jobs.get(name).await?;
-                    let status = job.status.clone().unwrap_or_default();
+                    // No status yet is not `Pending`: the operator has not looked yet.
+                    let Some(status) = job.status.clone() else {
+                        return Ok(Err("no status yet".to_owned()));
+                    };
                     Ok(if status.phase == phase {
                         Ok(job)
                     } else {
@@ -378,14 +381,19 @@ async fn gang_waits_whole_until_capacity_frees_and_never_partially_binds() -> an
     )
     .await?;
 
-    let job = s.wait_phase("big", JobPhase::Pending, 30).await?;
-    let status = job.status.unwrap();
-    assert_eq!(
-        status.reason.as_deref(),
-        Some("WaitingForCapacity"),
-        "{:?}",
-        status.message
-    );
+    let jobs = s.jobs();
+    wait::until(
+        "the gang to wait for capacity",
+        Duration::from_secs(30),
+        || async {
+            let status = jobs.get("big").await?.status.unwrap_or_default();
+            Ok(match (status.phase, status.reason.as_deref()) {
+                (JobPhase::Pending, Some("WaitingForCapacity")) => Ok(()),
+                other => Err(format!("{other:?} {:?}", status.message)),
+            })
+        },
+    )
+    .await?;
     // Through three more scheduling cycles, no pod of the gang is ever bound.
     let operator = s._operator.as_ref().unwrap();
     let from = cycles(operator).await?;
