@@ -166,15 +166,22 @@ fn node_of(pod: &Pod) -> Option<String> {
     pod.spec.as_ref().and_then(|s| s.node_name.clone())
 }
 
-/// Scheduling cycles the operator has completed, from its `/metrics`.
-async fn cycles(operator: &OperatorProcess) -> anyhow::Result<u64> {
+/// A sample of the operator's `/metrics` (`name` with its labels, as exposed).
+async fn metric(operator: &OperatorProcess, name: &str) -> anyhow::Result<Option<f64>> {
     let text = reqwest::get(format!("{}/metrics", operator.http_url))
         .await?
         .text()
         .await?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("verdant_scheduling_cycle_duration_seconds_count "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok()))
+}
+
+/// Scheduling cycles the operator has completed.
+async fn cycles(operator: &OperatorProcess) -> anyhow::Result<u64> {
+    metric(operator, "verdant_scheduling_cycle_duration_seconds_count")
+        .await?
         .map(|v| v as u64)
         .ok_or_else(|| anyhow::anyhow!("no scheduling cycle count in the metrics"))
 }
@@ -744,6 +751,15 @@ async fn jobs_the_operator_cannot_act_on_get_a_warning_hold_nothing_and_delete_c
     );
     let note = wait_event(&s, "broken", "Warning", "FailedCreate").await?;
     assert!(note.contains("spec.containers[0].name"), "{note}");
+    let invalid = metric(
+        s._operator.as_ref().unwrap(),
+        "verdant_reconcile_errors_total{error=\"invalid\"}",
+    )
+    .await?;
+    assert!(
+        invalid.is_some_and(|n| n >= 1.0),
+        "counted as invalid: {invalid:?}"
+    );
 
     // Its GPUs are free: a job needing all of them runs.
     s.job(

@@ -22,7 +22,8 @@ pub enum Reason {
     /// reaches `min_renewable_fraction`, and starting now gives the best fraction of all
     /// windows, so waiting would gain nothing.
     PlacedBestAvailable,
-    /// A job suspended by a brown-out was placed again (its policy's start condition holds).
+    /// A suspended job (for renewables, to make room, or by the user and since resumed)
+    /// was placed again: its policy's start condition holds.
     Resumed,
     /// Deferred to `until_s`, the earliest forecast step at which the job's start condition
     /// holds: the renewable fraction reaches `min_renewable_fraction` (GreenPreferred), or
