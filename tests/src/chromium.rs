@@ -74,6 +74,24 @@ pub fn dump_dom(url: &str, budget: Duration) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// [`dump_dom`] in a `width`×`height` window, for pages whose scripts measure their layout.
+pub fn dump_dom_at(
+    url: &str,
+    (width, height): (u32, u32),
+    budget: Duration,
+) -> anyhow::Result<String> {
+    let output = run(
+        &[
+            format!("--virtual-time-budget={}", budget.as_millis()),
+            format!("--window-size={width},{height}"),
+            "--dump-dom".to_owned(),
+            url.to_owned(),
+        ],
+        budget + Duration::from_secs(60),
+    )?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// Loads `url` in a `width`×`height` window, lets it run for `budget` of virtual time,
 /// and saves a PNG screenshot at `path`.
 pub fn screenshot(

@@ -9,9 +9,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::Value;
+use kube::api::Api;
+use serde_json::{Value, json};
+use verdant_crds::EnergySite;
 use verdant_tests::fleet::{Binaries, Fleet, JOBS, SITES};
-use verdant_tests::{chromium, repo_root};
+use verdant_tests::{chromium, repo_root, wait};
 
 async fn get_json(url: &str) -> anyhow::Result<(u16, Value)> {
     let response = reqwest::get(url).await?;
@@ -175,5 +177,184 @@ async fn the_dashboard_shows_the_sites_jobs_and_nodes_of_a_running_cluster() -> 
     if std::env::var_os("VERDANT_UPDATE_SCREENSHOT").is_some() {
         std::fs::copy(&png, repo_root().join("docs/web-ui.png"))?;
     }
+
+    // Sites whose supply feeds no node, and whose errors carry a long path and a long URL.
+    let long = "a-folder-whose-name-goes-on-and-on-without-a-place-to-break-a-line";
+    for site in [
+        json!({"metadata": {"name": "unfed"}, "spec": {
+            "nodeSelector": {"matchLabels": {"verdant.dev/site": "unfed"}},
+            "location": {"latitude": 53.55, "longitude": 8.58},
+            "forecast": {"provider": "Static", "static": {"constantKw": 2500}}}}),
+        json!({"metadata": {"name": "lost-weather"}, "spec": {
+            "nodeSelector": {"matchLabels": {"verdant.dev/site": "lost-weather"}},
+            "location": {"latitude": 36.1, "longitude": -79.95},
+            "solar": [{"name": "roof", "capacityKw": 400}],
+            "forecast": {"provider": "Replay", "replay": {"path": format!("{long}/{long}/weather.csv")}}}}),
+        json!({"metadata": {"name": "unreachable"}, "spec": {
+            "nodeSelector": {"matchLabels": {"verdant.dev/site": "unreachable"}},
+            "location": {"latitude": 45.0, "longitude": 8.0},
+            "solar": [{"name": "roof", "capacityKw": 400}],
+            "forecast": {"provider": "OpenMeteo", "openMeteo": {"baseUrl": format!("http://127.0.0.1:9/{long}/{long}")}}}}),
+    ] {
+        let mut site = site;
+        site["apiVersion"] = "verdant.dev/v1alpha1".into();
+        site["kind"] = "EnergySite".into();
+        let site: EnergySite = serde_json::from_value(site)?;
+        Api::<EnergySite>::all(fleet.client.clone())
+            .create(&Default::default(), &site)
+            .await?;
+    }
+    wait::until(
+        "the new sites' status: 2,500 kW unfed, two errors",
+        Duration::from_secs(60),
+        || async {
+            let (_, sites) = get_json(&format!("{base}/api/v1/sites")).await?;
+            let sites = by_name(&sites, "sites");
+            let warned = |name: &str| {
+                sites.get(name).is_some_and(|s| {
+                    s["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["message"].as_str().is_some_and(|m| m.contains(long)))
+                })
+            };
+            let unfed = sites.get("unfed").map(|s| s["renewableKw"].clone());
+            Ok(
+                if unfed == Some(Value::from(2500.0))
+                    && warned("lost-weather")
+                    && warned("unreachable")
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "unfed {unfed:?}, lost-weather and unreachable warned: {}, {}",
+                        warned("lost-weather"),
+                        warned("unreachable")
+                    ))
+                },
+            )
+        },
+    )
+    .await?;
+
+    // The page at 1400 px, measured by a script served with it from the same origin.
+    let probed = serve_with_probe(base.clone()).await?;
+    let dom = tokio::task::spawn_blocking(move || {
+        chromium::dump_dom_at(&format!("{probed}/"), (1400, 900), Duration::from_secs(5))
+    })
+    .await??;
+    let report = layout_report(&dom)?;
+    // The header adds up: renewable now is the sum of the cards of sites with nodes.
+    let cards = report["cards"].as_array().cloned().unwrap_or_default();
+    let fed_kw: f64 = cards
+        .iter()
+        .filter(|c| c["nodes"].as_u64() > Some(0))
+        .map(|c| c["kw"].as_f64().unwrap_or(0.0))
+        .sum();
+    let header_kw = report["headerKw"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (header_kw - fed_kw).abs() < 1e-6,
+        "header {header_kw} kW, cards with nodes {fed_kw} kW: {report}"
+    );
+    assert!(
+        cards
+            .iter()
+            .any(|c| c["site"] == "unfed" && c["nodes"] == 0)
+    );
+    assert!(
+        report["headerNote"]
+            .as_str()
+            .is_some_and(|n| n.contains("2,500 kW at sites without nodes")),
+        "the unfed supply is shown apart: {report}"
+    );
+    // Nothing is wider than its box: no card, no table and not the page scroll sideways.
+    let boxes = report["boxes"].as_array().cloned().unwrap_or_default();
+    assert!(boxes.len() >= SITES.len() + 3 + 2, "{report}");
+    for b in &boxes {
+        assert!(
+            b["scroll"].as_f64() <= b["client"].as_f64(),
+            "{} overflows at 1400 px: {b}",
+            b["name"]
+        );
+    }
+    assert!(
+        report["page"].as_f64() <= report["viewport"].as_f64(),
+        "the page scrolls sideways: {report}"
+    );
     Ok(())
+}
+
+/// Measures the page once it has drawn: each site card's and table's scroll and client
+/// widths, the header's renewable kW and the cards' kW and node counts.
+const LAYOUT_PROBE: &str = r##"
+setTimeout(() => {
+  const box = el => ({ name: el.dataset.site || el.querySelector("table")?.id, scroll: el.scrollWidth, client: el.clientWidth });
+  const header = document.querySelector("#summary [data-kw]");
+  const report = {
+    viewport: document.documentElement.clientWidth,
+    page: document.documentElement.scrollWidth,
+    boxes: [...document.querySelectorAll(".site, .table-wrap")].map(box),
+    headerKw: header ? Number(header.dataset.kw) : null,
+    headerNote: header?.querySelector(".metric-note")?.textContent,
+    cards: [...document.querySelectorAll(".site")].map(c => ({
+      site: c.dataset.site, nodes: Number(c.dataset.nodes), kw: Number(c.dataset.renewableKw || 0) })),
+  };
+  const pre = document.createElement("pre");
+  pre.id = "layout-report";
+  pre.textContent = JSON.stringify(report);
+  document.body.append(pre);
+}, 3000);
+"##;
+
+/// Serves the operator's page with [`LAYOUT_PROBE`] appended, on a port of its own;
+/// every other path (assets, API) is fetched from the operator, so the page's script
+/// sees the same origin for both.
+async fn serve_with_probe(operator: String) -> anyhow::Result<String> {
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let operator = operator.clone();
+        async move {
+            let Ok(response) = reqwest::get(format!("{operator}{uri}")).await else {
+                return (
+                    axum::http::StatusCode::BAD_GATEWAY,
+                    [("content-type", "text/plain".to_owned())],
+                    String::new(),
+                );
+            };
+            let status = axum::http::StatusCode::from_u16(response.status().as_u16())
+                .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("text/plain")
+                .to_owned();
+            let mut body = response.text().await.unwrap_or_default();
+            if uri.path() == "/" {
+                body = body.replace(
+                    "</body>",
+                    &format!("<script>{LAYOUT_PROBE}</script></body>"),
+                );
+            }
+            (status, [("content-type", content_type)], body)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+/// The probe's report in a dumped DOM.
+fn layout_report(dom: &str) -> anyhow::Result<Value> {
+    let start = dom
+        .find("<pre id=\"layout-report\">")
+        .ok_or_else(|| anyhow::anyhow!("the layout probe did not report:\n{dom}"))?;
+    let rest = &dom[start..];
+    let text = &rest[rest.find('>').unwrap_or(0) + 1..rest.find("</pre>").unwrap_or(rest.len())];
+    let json = text
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    Ok(serde_json::from_str(&json)?)
 }

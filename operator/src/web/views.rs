@@ -63,8 +63,12 @@ pub struct SiteView {
     pub last_forecast_time: Option<String>,
     /// Seconds since then.
     pub forecast_age_seconds: Option<i64>,
-    /// The hourly 48-hour forecast.
+    /// The 48-point forecast: hourly, or shorter steps when the operator runs with
+    /// `--time-scale` (`make demo`).
     pub forecast: Vec<ForecastHour>,
+    /// Seconds between forecast points (3600 unless the clock is sped up; `null` with
+    /// fewer than two points).
+    pub forecast_step_seconds: Option<i64>,
     /// Nodes the site powers.
     pub nodes: usize,
     /// Their allocatable GPUs.
@@ -319,6 +323,12 @@ pub fn sites(inputs: &ViewInputs<'_>) -> SiteList {
                         wind_kw: p.wind_kw,
                     })
                     .collect(),
+                forecast_step_seconds: match status.forecast.as_slice() {
+                    [first, second, ..] => {
+                        Some(second.time.0.as_second() - first.time.0.as_second())
+                    }
+                    _ => None,
+                },
                 nodes,
                 gpus,
                 gpus_in_use,

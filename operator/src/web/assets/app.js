@@ -76,7 +76,9 @@ function niceMax(value) {
 }
 
 // Stacked hourly bars (solar under wind) for the next 48 hours, with the load now as a
-// dashed line, so a glance shows when supply will cover the load.
+// dashed line, so a glance shows when supply will cover the load. On a sped-up clock
+// (`--time-scale`, `make demo`) a bar is shorter than an hour: the axis counts the
+// operator's hours from now.
 function forecastChart(site) {
   const width = 520, height = 150;
   const left = 52, right = 8, top = 10, bottom = 20;
@@ -96,6 +98,7 @@ function forecastChart(site) {
   const max = niceMax(peak * 1.05);
   const y = value => top + plotH - (value / max) * plotH;
   const barW = plotW / hours.length;
+  const scaled = site.forecastStepSeconds !== null && site.forecastStepSeconds < 3600;
 
   for (const fraction of [0, 0.5, 1]) {
     const value = max * fraction;
@@ -106,8 +109,10 @@ function forecastChart(site) {
     const x = left + i * barW + 0.5;
     const w = Math.max(barW - 1, 1);
     const time = new Date(hour.time);
-    const title = `${time.toLocaleString("en-US", { weekday: "short", hour: "2-digit", minute: "2-digit" })}: ` +
-      `solar ${kw(hour.solarKw)}, wind ${kw(hour.windKw)}`;
+    const when = scaled
+      ? `+${i} h (${time.toLocaleTimeString("en-US", { hour12: false })})`
+      : time.toLocaleString("en-US", { weekday: "short", hour: "2-digit", minute: "2-digit" });
+    const title = `${when}: solar ${kw(hour.solarKw)}, wind ${kw(hour.windKw)}`;
     const group = svg("g", {}, svg("title", {}, title));
     if (hour.solarKw > 0) {
       group.append(svg("rect", { x, y: y(hour.solarKw), width: w, height: y(0) - y(hour.solarKw), class: "solar" }));
@@ -120,7 +125,7 @@ function forecastChart(site) {
     }
     chart.append(group);
     if (i % 6 === 0) {
-      const label = time.getHours() === 0 || i === 0
+      const label = scaled ? `+${i} h` : time.getHours() === 0 || i === 0
         ? time.toLocaleDateString("en-US", { weekday: "short" }) + " " + String(time.getHours()).padStart(2, "0") + "h"
         : String(time.getHours()).padStart(2, "0") + "h";
       chart.append(svg("text", { x: left + i * barW, y: height - 5, class: "axis" }, label));
@@ -134,9 +139,9 @@ function forecastChart(site) {
   return chart;
 }
 
-function metric(label, value, cls) {
+function metric(label, value, cls, note) {
   return el("div", { class: "metric " + (cls || "") }, el("div", { class: "metric-label" }, label),
-    el("div", { class: "metric-value" }, value));
+    el("div", { class: "metric-value" }, value), note ? el("div", { class: "metric-note" }, note) : null);
 }
 
 function siteCard(site) {
@@ -144,10 +149,14 @@ function siteCard(site) {
   const share = site.renewableSharePercent;
   const notReady = site.conditions.find(c => c.type === "Ready" && c.status !== "True");
   const degraded = site.conditions.find(c => c.type === "ForecastDegraded" && c.status === "True");
-  return el("article", { class: "card site", "data-site": site.name },
+  return el("article", {
+    class: "card site", "data-site": site.name, "data-nodes": site.nodes,
+    "data-renewable-kw": site.renewableKw === null ? null : String(site.renewableKw),
+  },
     el("div", { class: "card-head" },
       el("h3", {}, site.name),
       el("span", { class: "badge" }, site.provider || "no forecast"),
+      site.nodes === 0 ? el("span", { class: "badge", title: "no node matches its nodeSelector: its supply feeds nothing" }, "no nodes") : null,
       el("span", { class: "badge " + (site.ready ? "ok" : "bad") }, site.ready ? "Ready" : "Not ready")),
     el("div", { class: "metrics" },
       metric("Solar", kw(site.solarKw), "solar-text"),
@@ -212,14 +221,22 @@ function nodeRow(node, maxPower) {
     el("td", {}, el("span", { class: "badge " + (state === "Ready" ? "ok" : "bad") }, state)));
 }
 
+// The header counts only supply that can feed nodes: a site without nodes powers no job,
+// so its output is shown apart.
 function renderSummary(sites, jobs) {
-  const renewable = sites.reduce((sum, s) => sum + (s.renewableKw || 0), 0);
-  const load = sites.reduce((sum, s) => sum + (s.loadKw || 0), 0);
-  const covered = sites.reduce((sum, s) => sum + Math.min(s.renewableKw || 0, s.loadKw || 0), 0);
+  const fed = sites.filter(s => s.nodes > 0);
+  const sum = (list, f) => list.reduce((total, s) => total + f(s), 0);
+  const renewable = sum(fed, s => s.renewableKw || 0);
+  const unfed = sum(sites.filter(s => s.nodes === 0), s => s.renewableKw || 0);
+  const load = sum(fed, s => s.loadKw || 0);
+  const covered = sum(fed, s => Math.min(s.renewableKw || 0, s.loadKw || 0));
   const count = phase => jobs.filter(j => j.phase === phase).length;
   const summary = document.getElementById("summary");
+  const renewableNow = metric("Renewable now", kw(renewable), "good",
+    unfed > 0 ? `+ ${kw(unfed)} at sites without nodes` : `at ${fed.length} sites with nodes`);
+  renewableNow.dataset.kw = String(renewable);
   summary.replaceChildren(
-    metric("Renewable now", kw(renewable), "good"),
+    renewableNow,
     metric("Load now", kw(load)),
     metric("Renewable share", load > 0 ? percent((covered / load) * 100) : "–"),
     metric("Running", count("Running") + count("Starting")),
