@@ -142,6 +142,25 @@ impl Scenario {
         .await
     }
 
+    /// Waits until TrainingJob `name` is gone, finalizer and all.
+    async fn wait_deleted(&self, name: &str, what: &str) -> anyhow::Result<()> {
+        let jobs = self.jobs();
+        wait::until(what, Duration::from_secs(30), || {
+            let jobs = jobs.clone();
+            async move {
+                Ok(match jobs.get_opt(name).await? {
+                    None => Ok(()),
+                    Some(j) => Err(format!(
+                        "still there, phase {:?}, finalizers {:?}",
+                        j.status.as_ref().map(|s| s.phase),
+                        j.finalizers()
+                    )),
+                })
+            }
+        })
+        .await
+    }
+
     async fn pods_of(&self, job: &str) -> anyhow::Result<Vec<Pod>> {
         let list = self
             .pods()
@@ -567,20 +586,7 @@ async fn completed_job_succeeds_and_its_ttl_deletes_it() -> anyhow::Result<()> {
     let status = job.status.unwrap();
     assert!(status.completion_time.is_some());
     assert!(status.start_time.is_some());
-    let jobs = s.jobs();
-    wait::until("the TTL to delete the job", Duration::from_secs(30), || {
-        let jobs = jobs.clone();
-        async move {
-            Ok(match jobs.get_opt("short").await? {
-                None => Ok(()),
-                Some(j) => Err(format!(
-                    "still there, phase {:?}",
-                    j.status.map(|s| s.phase)
-                )),
-            })
-        }
-    })
-    .await?;
+    s.wait_deleted("short", "the TTL to delete the job").await?;
     assert!(
         s.pods_of("short").await?.is_empty(),
         "the finalizer removed the pods"
@@ -785,21 +791,8 @@ async fn jobs_the_operator_cannot_act_on_get_a_warning_hold_nothing_and_delete_c
 
     // The operator deletes what it owns: the failed job goes, finalizer and all.
     s.jobs().delete("broken", &DeleteParams::default()).await?;
-    let jobs = s.jobs();
-    wait::until(
-        "the failed job to be deleted",
-        Duration::from_secs(30),
-        || {
-            let jobs = jobs.clone();
-            async move {
-                Ok(match jobs.get_opt("broken").await? {
-                    None => Ok(()),
-                    Some(j) => Err(format!("still there, finalizers {:?}", j.finalizers())),
-                })
-            }
-        },
-    )
-    .await?;
+    s.wait_deleted("broken", "the failed job to be deleted")
+        .await?;
     Ok(())
 }
 
