@@ -46,7 +46,9 @@ async fn not_leader(leadership: Leadership) -> Response {
     };
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, "1")],
+        // Closing the connection makes the agent's retry a new connection, which the
+        // Service may send to the leader; a kept-alive one would come back here.
+        [(header::RETRY_AFTER, "1"), (header::CONNECTION, "close")],
         axum::Json(IngestError { error }),
     )
         .into_response()

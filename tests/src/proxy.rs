@@ -1,11 +1,13 @@
 //! A TCP forwarder that a test can cut, so that a process loses its way to a server (the
 //! API server, a database) while both keep running: a network partition in miniature.
+//! Given several targets it balances connections over them as a Service's ClusterIP does,
+//! skipping targets that refuse (as a Service skips endpoints that are not ready).
 
 use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
-/// Forwards `127.0.0.1:<port>` to a target until [`Self::cut`]; stops when dropped.
+/// Forwards `127.0.0.1:<port>` to its targets until [`Self::cut`]; stops when dropped.
 pub struct CuttableProxy {
     /// The local port to connect to instead of the target.
     pub port: u16,
@@ -16,16 +18,30 @@ pub struct CuttableProxy {
 impl CuttableProxy {
     /// Starts forwarding to `target` (`host:port`).
     pub async fn start(target: String) -> anyhow::Result<Self> {
+        Self::balanced(vec![target]).await
+    }
+
+    /// Starts forwarding each new connection to the next of `targets` that accepts it.
+    pub async fn balanced(targets: Vec<String>) -> anyhow::Result<Self> {
+        anyhow::ensure!(!targets.is_empty(), "a proxy needs a target");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let open = connections.clone();
         let accepting = tokio::spawn(async move {
+            let mut next = 0;
             while let Ok((mut inbound, _)) = listener.accept().await {
-                let target = target.clone();
+                let order: Vec<String> = (0..targets.len())
+                    .map(|i| targets[(next + i) % targets.len()].clone())
+                    .collect();
+                next += 1;
                 let forwarding = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    for target in order {
+                        if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            return;
+                        }
                     }
                 });
                 open.lock().expect("proxy lock").push(forwarding);

@@ -5,6 +5,11 @@
 //! budget, and once the jobs settle no gang is partly bound, no pod is duplicated, no job
 //! is lost or stuck, no node's GPUs are over-committed, and every status matches the pods.
 //!
+//! Meanwhile simulated agents report every 2 s through a balancing proxy (the Service) to
+//! both replicas, which share one store (as they share PostgreSQL in the chart): the
+//! follower refuses reports with 503, and every report an agent saw acknowledged is in
+//! the store at the end.
+//!
 //! `VERDANT_CHAOS_SEED=<n>` replays a run (the seed is printed first);
 //! `VERDANT_CHAOS_KILLS=<n>` changes the number of kills; `VERDANT_CHAOS_DEFAULT_TIMINGS=1`
 //! runs the replicas with the default lease timings instead of the short ones.
@@ -18,6 +23,9 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use verdant_crds::{EnergySite, JobPhase, TrainingJob};
+use verdant_store::{Store, StoreConfig};
+use verdant_tests::agents::{AGENT_ACCOUNT, AgentProcess};
+use verdant_tests::proxy::CuttableProxy;
 use verdant_tests::{ControlPlane, OperatorProcess, TestNamespace, create_gpu_nodes, wait};
 
 const KILLS: usize = 30;
@@ -89,7 +97,9 @@ struct Replica {
 /// Fields drop in order: the replicas (printing their logs on failure) and the namespace
 /// (dumping its state) before the control plane goes.
 struct Chaos {
+    agents: Vec<AgentProcess>,
     replicas: [Replica; 2],
+    wiring: Wiring,
     ns: TestNamespace,
     client: kube::Client,
     plane: ControlPlane,
@@ -100,23 +110,66 @@ struct Chaos {
     created: u32,
 }
 
-/// Starts a replica under `identity` (a new one per start, as a new pod would get: one
-/// that restarts under its old identity takes its Lease back at once).
-fn launch(plane: &ControlPlane, ns: &str, identity: String) -> anyhow::Result<Replica> {
+/// Where a replica listens for reports and keeps them: its own ingest address (the one
+/// its slot always has, as a pod's endpoint), and the store both share.
+struct Wiring {
+    ingest_addrs: [String; 2],
+    database_url: String,
+}
+
+/// Starts a replica in `slot` under `identity` (a new one per start, as a new pod would
+/// get: one that restarts under its old identity takes its Lease back at once).
+fn launch(
+    plane: &ControlPlane,
+    ns: &str,
+    wiring: &Wiring,
+    slot: usize,
+    identity: String,
+) -> anyhow::Result<Replica> {
+    let agents = format!("{ns}:{AGENT_ACCOUNT}");
+    let mut flags = lease_flags().to_vec();
+    flags.extend([
+        "--ingest-addr",
+        &wiring.ingest_addrs[slot],
+        "--database-url",
+        &wiring.database_url,
+        "--agent-service-account",
+        &agents,
+    ]);
     let process = OperatorProcess::start_with_env(
         plane,
         env!("CARGO_BIN_EXE_e2e-operator"),
-        lease_flags(),
+        &flags,
         &[("POD_NAME", &identity), ("POD_NAMESPACE", ns)],
     )?;
     Ok(Replica { identity, process })
+}
+
+fn free_local_addr() -> anyhow::Result<String> {
+    Ok(format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port()
+    ))
+}
+
+/// An agent's counter from its `/metrics`.
+async fn agent_counter(agent: &AgentProcess, name: &str) -> anyhow::Result<u64> {
+    let text = reqwest::get(format!("http://{}/metrics", agent.metrics_addr))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("agent {}: no {name} in its metrics", agent.node))
 }
 
 impl Chaos {
     fn start_replica(&mut self, slot: usize) -> anyhow::Result<()> {
         self.incarnations += 1;
         let identity = format!("replica-{slot}-{}", self.incarnations);
-        self.replicas[slot] = launch(&self.plane, self.ns.name(), identity)?;
+        self.replicas[slot] = launch(&self.plane, self.ns.name(), &self.wiring, slot, identity)?;
         Ok(())
     }
 
@@ -489,7 +542,7 @@ async fn the_leader_is_killed_thirty_times_and_no_job_or_gpu_goes_astray() -> an
     Api::<EnergySite>::all(client.clone())
         .create(&PostParams::default(), &energy_site)
         .await?;
-    create_gpu_nodes(
+    let nodes = create_gpu_nodes(
         &client,
         &format!("{}-gpu", ns.name()),
         &site,
@@ -498,14 +551,30 @@ async fn the_leader_is_killed_thirty_times_and_no_job_or_gpu_goes_astray() -> an
     )
     .await?;
 
+    let wiring = Wiring {
+        ingest_addrs: [free_local_addr()?, free_local_addr()?],
+        database_url: format!("sqlite://{}", plane.dir().join("chaos-energy.db").display()),
+    };
     let replicas = [
-        launch(&plane, ns.name(), "replica-0-1".to_owned())?,
-        launch(&plane, ns.name(), "replica-1-2".to_owned())?,
+        launch(&plane, ns.name(), &wiring, 0, "replica-0-1".to_owned())?,
+        launch(&plane, ns.name(), &wiring, 1, "replica-1-2".to_owned())?,
     ];
+    let service = CuttableProxy::balanced(wiring.ingest_addrs.to_vec()).await?;
+    let agents = AgentProcess::start_all(
+        &plane,
+        &client,
+        env!("CARGO_BIN_EXE_e2e-agent"),
+        ns.name(),
+        &nodes[..2],
+        &format!("http://127.0.0.1:{}", service.port),
+    )
+    .await?;
     let mut chaos = Chaos {
+        agents,
         client,
         ns,
         replicas,
+        wiring,
         incarnations: 2,
         rng: Rng(seed),
         jobs: BTreeMap::new(),
@@ -626,6 +695,56 @@ async fn the_leader_is_killed_thirty_times_and_no_job_or_gpu_goes_astray() -> an
             placements.len(),
             percentile(&placements, 0.5),
             placements.last().expect("placements")
+        );
+    }
+
+    // The agents deliver their backlog to the last leader (their backoff is at most 30 s).
+    for agent in &chaos.agents {
+        wait::until(
+            &format!("agent on {} to deliver its backlog", agent.node),
+            Duration::from_secs(90),
+            || async {
+                let backlog = agent_counter(agent, "verdant_agent_buffered_reports").await?;
+                Ok(if backlog <= 1 {
+                    Ok(())
+                } else {
+                    Err(format!("{backlog} buffered"))
+                })
+            },
+        )
+        .await?;
+    }
+    // No acknowledged report lost: what each agent saw accepted is in the shared store.
+    let mut acknowledged = BTreeMap::new();
+    for agent in &chaos.agents {
+        let metrics = reqwest::get(format!("http://{}/metrics", agent.metrics_addr))
+            .await?
+            .text()
+            .await?;
+        for line in metrics
+            .lines()
+            .filter(|l| l.starts_with("verdant_agent_report"))
+        {
+            println!("agent on {}: {line}", agent.node);
+        }
+        let sent = agent_counter(agent, "verdant_agent_reports_sent_total").await?;
+        let duplicate = agent_counter(agent, "verdant_agent_reports_duplicate_total").await?;
+        acknowledged.insert(agent.node.clone(), sent - duplicate);
+    }
+    for replica in &mut chaos.replicas {
+        replica.process.kill();
+    }
+    let store = Store::connect(&StoreConfig::new(chaos.wiring.database_url.clone())).await?;
+    for (node, acked) in &acknowledged {
+        let stored = store.report_windows(node).await?.len() as u64;
+        println!("agent on {node}: {acked} reports acknowledged, {stored} windows stored");
+        assert!(
+            *acked >= 10,
+            "agent on {node}: only {acked} reports got through"
+        );
+        assert!(
+            stored >= *acked,
+            "agent on {node}: {acked} reports acknowledged but only {stored} stored"
         );
     }
     println!("chaos test took {:.0?}", started.elapsed());
