@@ -74,7 +74,9 @@ impl ControlPlane {
             .arg(&dir)
             .args(["--watch-pid", &std::process::id().to_string()]);
         if real_node {
-            up.arg("--real-node");
+            // hack/node.sh loads the images (hack/images.sh) built from this profile.
+            up.arg("--real-node")
+                .env("VERDANT_IMAGES_PROFILE", crate::real_node::images_profile());
         }
         let output = up
             .output()

@@ -1,5 +1,6 @@
-//! The end-to-end harness: a real control plane (etcd, kube-apiserver, kwok) per test
-//! run, a labelled namespace per test, and KWOK fake GPU nodes.
+//! The end-to-end harness: a real control plane (etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler, kwok) per test run, a labelled namespace per
+//! test, KWOK fake GPU nodes, and the machine's one real node for `tests/real_node.rs`.
 //!
 //! Each test binary starts its own control plane on free ports in a temporary folder the
 //! first time a test asks for it, through `hack/control-plane.sh`, the same script behind
@@ -17,6 +18,7 @@ pub mod nodes;
 pub mod operator;
 pub mod prometheus;
 pub mod proxy;
+pub mod real_node;
 pub mod service_account;
 pub mod wait;
 

@@ -1,0 +1,580 @@
+//! Verdant doing its job on a real node: installed by Helm from the images built here, the
+//! operator in a pod on in-cluster credentials, the agent DaemonSet reporting through the
+//! chart's Service, and TrainingJobs whose pods run torchrun with the environment Verdant
+//! injects, find each other through CoreDNS, train over gloo, checkpoint on SIGTERM when
+//! suspended, and are cleaned up by the garbage collector.
+//!
+//! The node is `hack/node.sh`'s (containerd, runc, CNI bridge, kubelet, kube-proxy,
+//! CoreDNS); the tests share it and take turns (see `verdant_tests::real_node`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::ResourceExt;
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use serde_json::{Value, json};
+use verdant_crds::{JobPhase, TrainingJob};
+use verdant_tests::real_node::{
+    NAMESPACE, NODE, NODE_DATA_DIR, RealCluster, job_in_phase, pod_log, turn,
+};
+use verdant_tests::{TestNamespace, wait};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+/// A TrainingJob of `replicas` × 1 GPU on the real node's site running `container`.
+fn training_job(name: &str, replicas: i32, pod_spec: Value) -> anyhow::Result<TrainingJob> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "verdant.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "gpusPerReplica": 1,
+            "energy": {"policy": "Immediate"},
+            "runPolicy": {"backoffLimit": 1},
+            "template": {"spec": pod_spec}
+        }
+    }))?)
+}
+
+/// The trainer container: torchrun (the image's entrypoint) on train.py, with `env`.
+fn trainer(cluster: &RealCluster, env: &[(&str, &str)]) -> Value {
+    let env: Vec<Value> = env
+        .iter()
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    json!({
+        "name": "trainer",
+        "image": cluster.trainer_image(),
+        "imagePullPolicy": "Never",
+        "env": env,
+        "resources": {"limits": {"nvidia.com/gpu": "1"}}
+    })
+}
+
+fn job_pods(job: &str) -> ListParams {
+    ListParams::default().labels(&format!("verdant.dev/job-name={job}"))
+}
+
+fn phase_of(pod: &Pod) -> String {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.clone())
+        .unwrap_or_default()
+}
+
+/// Waits until the job's pods are exactly `count`, all in `phase`; returns them by name.
+async fn pods_in_phase(
+    pods: &Api<Pod>,
+    job: &str,
+    count: usize,
+    phase: &str,
+    timeout: Duration,
+) -> anyhow::Result<BTreeMap<String, Pod>> {
+    wait::until(
+        &format!("{count} pods of {job} {phase}"),
+        timeout,
+        || async move {
+            let list = pods.list(&job_pods(job)).await?;
+            let phases: Vec<(String, String)> = list
+                .items
+                .iter()
+                .map(|p| (p.name_any(), phase_of(p)))
+                .collect();
+            Ok(
+                if list.items.len() == count && phases.iter().all(|(_, p)| p == phase) {
+                    Ok(list.items.into_iter().map(|p| (p.name_any(), p)).collect())
+                } else {
+                    Err(format!("{phases:?}"))
+                },
+            )
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn helm_install_runs_the_operator_and_agent_as_pods_on_the_real_node() -> anyhow::Result<()> {
+    let _turn = turn().await;
+    let cluster = RealCluster::get();
+    let started = Instant::now();
+    let client = cluster.plane().client().await?;
+
+    // The operator: Ready through its own /readyz (the chart's readinessProbe, probed by the
+    // kubelet), with in-cluster config and the chart's ServiceAccount.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let operator = deployments.get("verdant-operator").await?;
+    let status = operator.status.unwrap_or_default();
+    assert_eq!(status.ready_replicas, Some(1), "{status:?}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let operator_pods = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/component=operator"))
+        .await?;
+    let [operator_pod] = operator_pods.items.as_slice() else {
+        panic!(
+            "one operator pod: {:?}",
+            operator_pods
+                .items
+                .iter()
+                .map(|p| p.name_any())
+                .collect::<Vec<_>>()
+        );
+    };
+    let spec = operator_pod.spec.clone().unwrap_or_default();
+    assert_eq!(spec.node_name.as_deref(), Some(NODE));
+    assert_eq!(
+        spec.service_account_name.as_deref(),
+        Some("verdant-operator")
+    );
+    let container = &spec.containers[0];
+    assert!(
+        container
+            .image
+            .as_deref()
+            .is_some_and(|i| i.starts_with("ghcr.io/verdant-dev/verdant-operator:")),
+        "the chart's default image: {:?}",
+        container.image
+    );
+    let readiness = container
+        .readiness_probe
+        .as_ref()
+        .and_then(|p| p.http_get.as_ref());
+    assert_eq!(readiness.and_then(|h| h.path.as_deref()), Some("/readyz"));
+    let conditions = operator_pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"),
+        "{conditions:?}"
+    );
+    let log = pod_log(&pods, &operator_pod.name_any()).await?;
+    assert!(
+        !log.to_lowercase().contains("forbidden"),
+        "the operator was refused something:\n{log}"
+    );
+
+    // The agent: the DaemonSet's pod on the real node (the only node with
+    // nvidia.com/gpu.present), simulated backend.
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), NAMESPACE);
+    let agents = daemonsets.get("verdant-agent").await?;
+    let agent_status = agents.status.unwrap_or_default();
+    assert_eq!(agent_status.number_ready, 1, "{agent_status:?}");
+    let agent_pods = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/component=agent"))
+        .await?;
+    let [agent_pod] = agent_pods.items.as_slice() else {
+        panic!("one agent pod");
+    };
+    assert_eq!(phase_of(agent_pod), "Running");
+    assert_eq!(
+        agent_pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        Some(NODE)
+    );
+
+    // Its reports reach the operator through the chart's Service, with the kubelet's
+    // projected token, and the ingest stores them: the operator's own metrics, read
+    // through the API server's Service proxy.
+    let metrics_path =
+        format!("/api/v1/namespaces/{NAMESPACE}/services/verdant-operator:http/proxy/metrics");
+    let plane = cluster.plane();
+    let stored = wait::until("the operator to store an agent report", 2 * MINUTE, || {
+        let path = metrics_path.clone();
+        async move {
+            let text = plane.kubectl_output(&["get", "--raw", &path])?;
+            let stored = text
+                .lines()
+                .find(|l| {
+                    l.starts_with("verdant_ingest_reports_total{")
+                        && l.contains("outcome=\"stored\"")
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            let rejected: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("verdant_ingest_rejected_total{"))
+                .collect();
+            Ok(if stored > 0.0 {
+                Ok(stored)
+            } else {
+                Err(format!("no report stored yet; rejected: {rejected:?}"))
+            })
+        }
+    })
+    .await?;
+    assert!(stored >= 1.0);
+    let agent_log = pod_log(&pods, &agent_pod.name_any()).await?;
+    assert!(
+        !agent_log.to_lowercase().contains("forbidden") && !agent_log.contains("401"),
+        "the agent was refused:\n{agent_log}"
+    );
+    println!(
+        "helm_install_runs_the_operator_and_agent_as_pods_on_the_real_node: {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_replicas_train_with_ddp_over_gloo_and_succeed() -> anyhow::Result<()> {
+    let _turn = turn().await;
+    let cluster = RealCluster::get();
+    let started = Instant::now();
+    let client = cluster.plane().client().await?;
+    let ns = TestNamespace::create(cluster.plane(), &client, "ddp").await?;
+    let jobs: Api<TrainingJob> = Api::namespaced(client.clone(), ns.name());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+
+    let job = training_job(
+        "ddp",
+        2,
+        json!({"containers": [trainer(cluster, &[("STEPS", "20")])]}),
+    )?;
+    jobs.create(&PostParams::default(), &job).await?;
+
+    let succeeded = job_in_phase(&jobs, "ddp", JobPhase::Succeeded, 4 * MINUTE).await?;
+    assert_eq!(
+        succeeded.status.unwrap_or_default().nodes,
+        vec![NODE.to_owned(); 2]
+    );
+    let finished = pods_in_phase(&pods, "ddp", 2, "Succeeded", MINUTE).await?;
+    let master = format!("ddp-0.ddp.{}.svc", ns.name());
+    for (rank, name) in ["ddp-0", "ddp-1"].iter().enumerate() {
+        let pod = &finished[*name];
+        let env: BTreeMap<String, String> = pod.spec.as_ref().unwrap().containers[0]
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect();
+        // What torchrun read: Verdant's env, nothing the test added but STEPS.
+        assert_eq!(env["PET_MASTER_ADDR"], master);
+        assert_eq!(env["PET_NNODES"], "2");
+        assert_eq!(env["PET_NPROC_PER_NODE"], "1");
+        assert_eq!(env["PET_NODE_RANK"], rank.to_string());
+        let log = pod_log(&pods, name).await?;
+        println!("--- log of {name} ---\n{log}");
+        assert!(
+            log.contains(&format!("world_size=2 rank={rank} step=20 ")),
+            "{name} trained 20 steps in a world of 2:\n{log}"
+        );
+        assert!(
+            log.contains(&format!("world_size=2 rank={rank} done steps=20")),
+            "{log}"
+        );
+    }
+    println!(
+        "two_replicas_train_with_ddp_over_gloo_and_succeed: {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_suspended_job_checkpoints_on_sigterm_and_resumes_from_its_step() -> anyhow::Result<()> {
+    let _turn = turn().await;
+    let cluster = RealCluster::get();
+    let started = Instant::now();
+    let client = cluster.plane().client().await?;
+    let ns = TestNamespace::create(cluster.plane(), &client, "suspend").await?;
+    let jobs: Api<TrainingJob> = Api::namespaced(client.clone(), ns.name());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+
+    let checkpoints = format!("{NODE_DATA_DIR}/{}", ns.name());
+    let grace_s = 40;
+    let mut container = trainer(
+        cluster,
+        &[
+            ("STEPS", "120"),
+            ("STEP_SECONDS", "0.25"),
+            ("CHECKPOINT_DIR", "/checkpoints"),
+        ],
+    );
+    container["volumeMounts"] = json!([{"name": "checkpoints", "mountPath": "/checkpoints"}]);
+    let job = training_job(
+        "resumable",
+        2,
+        json!({
+            "terminationGracePeriodSeconds": grace_s,
+            "containers": [container],
+            "volumes": [{
+                "name": "checkpoints",
+                "hostPath": {"path": checkpoints, "type": "DirectoryOrCreate"}
+            }]
+        }),
+    )?;
+    jobs.create(&PostParams::default(), &job).await?;
+    pods_in_phase(&pods, "resumable", 2, "Running", 4 * MINUTE).await?;
+    wait::until("rank 0 to pass step 10", 3 * MINUTE, || {
+        let pods = pods.clone();
+        async move {
+            let log = pod_log(&pods, "resumable-0").await?;
+            let step = last_step(&log);
+            Ok(if step >= 10 {
+                Ok(step)
+            } else {
+                Err(format!("at step {step}"))
+            })
+        }
+    })
+    .await?;
+
+    // Watch the pods go: the grace period they are deleted with, and how rank 0 ends.
+    let watched_pods = pods.clone();
+    let watch = tokio::spawn(async move {
+        let mut grace = BTreeMap::new();
+        let mut exit_codes = BTreeMap::new();
+        let mut stream = watched_pods
+            .watch(
+                &WatchParams::default().labels("verdant.dev/job-name=resumable"),
+                "0",
+            )
+            .await?
+            .boxed();
+        while let Some(event) = stream.try_next().await? {
+            match event {
+                WatchEvent::Modified(pod) => {
+                    // The grace period the pod was deleted with; the kubelet's final
+                    // delete, once the containers ended, sets it to 0.
+                    if pod.metadata.deletion_timestamp.is_some() {
+                        grace
+                            .entry(pod.name_any())
+                            .or_insert(pod.metadata.deletion_grace_period_seconds);
+                    }
+                    for status in pod
+                        .status
+                        .and_then(|s| s.container_statuses)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if let Some(done) = status.state.and_then(|s| s.terminated) {
+                            exit_codes.insert(
+                                pod.metadata.name.clone().unwrap_or_default(),
+                                done.exit_code,
+                            );
+                        }
+                    }
+                }
+                WatchEvent::Deleted(pod) => {
+                    grace
+                        .entry(pod.name_any())
+                        .or_insert(pod.metadata.deletion_grace_period_seconds);
+                    if grace.len() == 2 && exit_codes.len() == 2 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        anyhow::Ok((grace, exit_codes))
+    });
+    jobs.patch(
+        "resumable",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"runPolicy": {"suspend": true}}})),
+    )
+    .await?;
+    let suspended = job_in_phase(&jobs, "resumable", JobPhase::Suspended, 2 * MINUTE).await?;
+    wait::until("the suspended job's pods to be gone", 2 * MINUTE, || {
+        let pods = pods.clone();
+        async move {
+            let left = pods.list(&job_pods("resumable")).await?.items.len();
+            Ok(if left == 0 {
+                Ok(())
+            } else {
+                Err(format!("{left} pods left"))
+            })
+        }
+    })
+    .await?;
+    let (grace, exit_codes) = tokio::time::timeout(MINUTE, watch).await???;
+    println!(
+        "suspended: {:?}; deletion grace {grace:?}; exit codes {exit_codes:?}",
+        suspended.status.map(|s| s.message)
+    );
+    for name in ["resumable-0", "resumable-1"] {
+        assert_eq!(
+            grace.get(name).copied().flatten(),
+            Some(grace_s),
+            "{name} was deleted with the template's grace period: {grace:?}"
+        );
+    }
+    // train.py saves on SIGTERM and exits; torchrun, told to stop, then ends too. Had the
+    // kubelet not waited for them, they would have been killed (exit code 137).
+    for name in ["resumable-0", "resumable-1"] {
+        let code = exit_codes.get(name);
+        assert!(
+            code.is_some_and(|c| *c != 137),
+            "{name} ended by itself: {exit_codes:?}"
+        );
+    }
+    let checkpoint = std::path::Path::new(&checkpoints).join("checkpoint.pt");
+    assert!(
+        checkpoint.is_file(),
+        "rank 0 saved {}",
+        checkpoint.display()
+    );
+
+    jobs.patch(
+        "resumable",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"runPolicy": {"suspend": false}}})),
+    )
+    .await?;
+    job_in_phase(&jobs, "resumable", JobPhase::Succeeded, 4 * MINUTE).await?;
+    let log = pod_log(&pods, "resumable-0").await?;
+    println!("--- log of resumable-0 after the resume ---\n{log}");
+    let resumed_from: u32 = log
+        .lines()
+        .find_map(|l| l.strip_prefix("resumed from step "))
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the new pods resumed from the checkpoint:\n{log}"));
+    assert!(resumed_from >= 10, "resumed from step {resumed_from}");
+    assert!(
+        log.contains(&format!(
+            "world_size=2 rank=0 starting at step {} of 120",
+            resumed_from + 1
+        )),
+        "{log}"
+    );
+    assert!(log.contains("world_size=2 rank=0 done steps=120"), "{log}");
+    println!(
+        "a_suspended_job_checkpoints_on_sigterm_and_resumes_from_its_step: {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// The last `step=N` a trainer log shows (0 before the first).
+fn last_step(log: &str) -> u32 {
+    log.lines()
+        .rev()
+        .filter_map(|l| l.split(" step=").nth(1))
+        .find_map(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn pods_deleted_by_hand_count_against_backoff_and_the_gc_cleans_up_a_deleted_job()
+-> anyhow::Result<()> {
+    let _turn = turn().await;
+    let cluster = RealCluster::get();
+    let started = Instant::now();
+    let client = cluster.plane().client().await?;
+    let ns = TestNamespace::create(cluster.plane(), &client, "backoff").await?;
+    let jobs: Api<TrainingJob> = Api::namespaced(client.clone(), ns.name());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+    let services: Api<Service> = Api::namespaced(client.clone(), ns.name());
+
+    // A long-running gang: the trainer image, sleeping instead of training.
+    let mut sleeper = trainer(cluster, &[]);
+    sleeper["command"] = json!(["sleep", "3600"]);
+    let pod_spec = json!({"terminationGracePeriodSeconds": 1, "containers": [sleeper]});
+    jobs.create(
+        &PostParams::default(),
+        &training_job("gang", 2, pod_spec.clone())?,
+    )
+    .await?;
+    job_in_phase(&jobs, "gang", JobPhase::Running, 3 * MINUTE).await?;
+    let first = pods_in_phase(&pods, "gang", 2, "Running", MINUTE).await?;
+
+    // A pod deleted by hand mid-run: the gang restarts (backoffLimit 1 allows one).
+    pods.delete("gang-1", &DeleteParams::default()).await?;
+    let restarted = wait::until("the gang to restart", 2 * MINUTE, || {
+        let jobs = jobs.clone();
+        let pods = pods.clone();
+        let first = first.clone();
+        async move {
+            let job = jobs.get("gang").await?;
+            let status = job.status.unwrap_or_default();
+            let now = pods.list(&job_pods("gang")).await?.items;
+            let fresh = now.len() == 2
+                && now.iter().all(|p| {
+                    phase_of(p) == "Running"
+                        && first
+                            .get(&p.name_any())
+                            .is_none_or(|old| old.uid() != p.uid())
+                });
+            Ok(
+                if status.restarts == 1 && status.phase == JobPhase::Running && fresh {
+                    Ok(status)
+                } else {
+                    Err(format!(
+                        "restarts {}, phase {:?}, pods {:?}",
+                        status.restarts,
+                        status.phase,
+                        now.iter()
+                            .map(|p| (p.name_any(), phase_of(p)))
+                            .collect::<Vec<_>>()
+                    ))
+                },
+            )
+        }
+    })
+    .await?;
+    assert_eq!(restarted.restarts, 1);
+
+    // Again: the limit is spent, the job fails.
+    pods.delete("gang-0", &DeleteParams::default()).await?;
+    let failed = job_in_phase(&jobs, "gang", JobPhase::Failed, 2 * MINUTE).await?;
+    assert_eq!(
+        failed.status.as_ref().and_then(|s| s.reason.as_deref()),
+        Some("BackoffLimitExceeded")
+    );
+
+    // A second gang, deleted while it runs: its pods and Service go with it. They are owned
+    // by the job, so the garbage collector removes whatever the operator leaves.
+    jobs.create(
+        &PostParams::default(),
+        &training_job("doomed", 2, pod_spec)?,
+    )
+    .await?;
+    job_in_phase(&jobs, "doomed", JobPhase::Running, 3 * MINUTE).await?;
+    let running = pods.list(&job_pods("doomed")).await?.items;
+    let owner_uid = jobs.get("doomed").await?.uid();
+    for pod in &running {
+        assert!(
+            pod.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == owner_uid.as_ref() && o.kind == "TrainingJob"),
+            "{} is owned by its job",
+            pod.name_any()
+        );
+    }
+    assert!(services.get_opt("doomed").await?.is_some());
+    jobs.delete("doomed", &DeleteParams::default()).await?;
+    wait::until(
+        "the deleted job's pods and Service to be gone",
+        2 * MINUTE,
+        || {
+            let pods = pods.clone();
+            let services = services.clone();
+            let jobs = jobs.clone();
+            async move {
+                let left = pods.list(&job_pods("doomed")).await?.items.len();
+                let service = services.get_opt("doomed").await?.is_some();
+                let job = jobs.get_opt("doomed").await?.is_some();
+                Ok(if left == 0 && !service && !job {
+                    Ok(())
+                } else {
+                    Err(format!("{left} pods, service {service}, job {job}"))
+                })
+            }
+        },
+    )
+    .await?;
+    println!(
+        "pods_deleted_by_hand_count_against_backoff_and_the_gc_cleans_up_a_deleted_job: {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
