@@ -95,8 +95,9 @@ owner() { cat "$OWNER_FILE" 2>/dev/null || true; }
 claim() {
   local plane=$1 current
   current="$(owner)"
+  # (A killed process may linger a moment as a zombie: that one is gone.)
   if [[ -n "$current" && "$current" != "$plane" && -f "$current/kube-apiserver.pid" ]] &&
-    kill -0 "$(cat "$current/kube-apiserver.pid")" 2>/dev/null; then
+    ps -o stat= -p "$(cat "$current/kube-apiserver.pid")" 2>/dev/null | grep -qv Z; then
     echo "error: the real node belongs to the running control plane $current;" \
       "stop it first (hack/control-plane.sh down $current)" >&2
     exit 1
