@@ -760,3 +760,62 @@ async fn the_leader_is_killed_thirty_times_and_no_job_or_gpu_goes_astray() -> an
     }
     Ok(())
 }
+
+/// Waits until `process` answers `/readyz` with 200 and `body`.
+async fn ready_with(process: &OperatorProcess, body: &str) -> anyhow::Result<()> {
+    wait::until(
+        &format!("/readyz to say {body:?}"),
+        Duration::from_secs(30),
+        || async {
+            Ok(match process.readyz().await {
+                Some((200, text)) if text == body => Ok(()),
+                other => Err(format!("{other:?}")),
+            })
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_leader_stopped_by_sigterm_hands_the_lease_over_at_once() -> anyhow::Result<()> {
+    let plane = ControlPlane::start_owned();
+    let client = plane.client().await?;
+    let ns = TestNamespace::create(&plane, &client, "handover").await?;
+    // A long lease: a takeover well within it can only come from the hand-over.
+    let flags = [
+        "--leader-elect",
+        "--leader-elect-lease-duration=30s",
+        "--leader-elect-renew-deadline=10s",
+        "--leader-elect-retry-period=500ms",
+    ];
+    let start = |identity: &str| {
+        OperatorProcess::start_with_env(
+            &plane,
+            env!("CARGO_BIN_EXE_e2e-operator"),
+            &flags,
+            &[("POD_NAME", identity), ("POD_NAMESPACE", ns.name())],
+        )
+    };
+    let mut old = start("old")?;
+    ready_with(&old, "ok\n").await?;
+    let new = start("new")?;
+    ready_with(&new, "ok: following the leader old\n").await?;
+
+    let stopped = Instant::now();
+    let status = old.terminate(Duration::from_secs(20))?;
+    assert!(
+        status.success(),
+        "a SIGTERMed leader exits cleanly: {status}"
+    );
+    ready_with(&new, "ok\n").await?;
+    let handover = stopped.elapsed();
+    println!("hand-over after SIGTERM: {handover:.1?} (lease 30 s)");
+    assert!(handover < Duration::from_secs(10), "{handover:?}");
+    let holder = Api::<Lease>::namespaced(client.clone(), ns.name())
+        .get(LEASE)
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity);
+    assert_eq!(holder.as_deref(), Some("new"));
+    Ok(())
+}
