@@ -51,6 +51,8 @@ pub struct Metrics {
     pub reconciliations: Counter,
     /// Pods bound by Verdant.
     pub pods_bound: Counter,
+    /// 1 while this replica leads (always, without `--leader-elect`), else 0.
+    pub leader: Gauge,
     /// The agents' ingest endpoint and the energy store.
     pub ingest: crate::ingest::metrics::IngestMetrics,
 }
@@ -75,6 +77,7 @@ impl Default for Metrics {
         let reconcile_errors = Family::<Labels, Counter>::default();
         let reconciliations = Counter::default();
         let pods_bound = Counter::default();
+        let leader = Gauge::default();
         let ingest = crate::ingest::metrics::IngestMetrics::register(&mut registry);
         registry.register(
             "scheduling_cycle_duration_seconds",
@@ -157,6 +160,11 @@ impl Default for Metrics {
             "Pods bound to nodes by Verdant",
             pods_bound.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease (or runs without --leader-elect)",
+            leader.clone(),
+        );
         Self {
             registry,
             cycle_duration,
@@ -176,6 +184,7 @@ impl Default for Metrics {
             reconcile_errors,
             reconciliations,
             pods_bound,
+            leader,
             ingest,
         }
     }

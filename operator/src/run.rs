@@ -79,6 +79,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         node_base_watts: args.node_base_watts,
     });
 
+    let leader_gauge = metrics.leader.clone();
     let health = Arc::new(Health {
         caches_synced: Default::default(),
         watches_synced: Default::default(),
@@ -173,6 +174,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let leading = leadership.clone();
     let mut acting = vec![tasks.spawn(async move {
         leading.acquired().await;
+        leader_gauge.set(1);
         scheduling.await;
         Ok("scheduler")
     })];

@@ -776,6 +776,17 @@ async fn ready_with(process: &OperatorProcess, body: &str) -> anyhow::Result<()>
     .await
 }
 
+/// `verdant_leader` from `process`'s `/metrics`.
+async fn leader_gauge(process: &OperatorProcess) -> anyhow::Result<i64> {
+    let text = reqwest::get(format!("{}/metrics", process.http_url))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("verdant_leader ")?.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no verdant_leader in the metrics"))
+}
+
 #[tokio::test]
 async fn a_leader_stopped_by_sigterm_hands_the_lease_over_at_once() -> anyhow::Result<()> {
     let plane = ControlPlane::start_owned();
@@ -800,6 +811,8 @@ async fn a_leader_stopped_by_sigterm_hands_the_lease_over_at_once() -> anyhow::R
     ready_with(&old, "ok\n").await?;
     let new = start("new")?;
     ready_with(&new, "ok: following the leader old\n").await?;
+    assert_eq!(leader_gauge(&old).await?, 1);
+    assert_eq!(leader_gauge(&new).await?, 0);
 
     let stopped = Instant::now();
     let status = old.terminate(Duration::from_secs(20))?;
@@ -817,5 +830,6 @@ async fn a_leader_stopped_by_sigterm_hands_the_lease_over_at_once() -> anyhow::R
         .spec
         .and_then(|s| s.holder_identity);
     assert_eq!(holder.as_deref(), Some("new"));
+    assert_eq!(leader_gauge(&new).await?, 1);
     Ok(())
 }
