@@ -295,9 +295,11 @@ fn parse_times(raw: Option<&Value>, utc_offset_s: i64) -> Result<Vec<i64>, Strin
                 .parse::<jiff::civil::DateTime>()
                 .ok()
                 .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
-                .map(|z| z.timestamp().as_second() - utc_offset_s),
+                .and_then(|z| z.timestamp().as_second().checked_sub(utc_offset_s)),
             _ => None,
         }
+        // Within the years jiff knows (−9999 to 9999), so that steps cannot overflow.
+        .filter(|t| jiff::Timestamp::from_second(*t).is_ok())
         .ok_or_else(|| format!("hourly.time[{i}] = {value} is not a Unix time or ISO 8601 time"))?;
         if let Some(&previous) = times.last()
             && t <= previous
@@ -394,6 +396,26 @@ mod tests {
             "mean of 0.0 and 0.1; all-null 100 m unused"
         );
         assert_eq!(records[1].temp_air_c, Some(10.0));
+    }
+
+    /// Found while writing the `open_meteo` fuzz target (its 2-minute run had not reached
+    /// them): both overflowed, a panic in debug builds.
+    #[test]
+    fn extreme_times_and_offsets_are_errors_not_overflows() {
+        let extreme_times = body(2, |j| {
+            j["hourly"]["time"] = serde_json::json!([i64::MIN, i64::MAX]);
+        });
+        let huge_offset = body(1, |j| {
+            j["utc_offset_seconds"] = i64::MIN.into();
+            j["hourly"]["time"] = serde_json::json!(["2026-11-29T13:00"]);
+        });
+        for answer in [extreme_times, huge_offset] {
+            let error = parse(&answer, "test", BOTH, T0).unwrap_err().to_string();
+            assert!(
+                error.contains("is not a Unix time or ISO 8601 time"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -133,6 +133,11 @@ pub fn parse(body: &str, source: &str, now_s: i64) -> Result<Measured, ForecastE
         .as_f64()
         .filter(|t| t.is_finite())
         .map_or(now_s, |t| t as i64);
+    // Ages are computed from it (now − at): beyond the years jiff knows (−9999 to 9999) it
+    // would overflow.
+    if jiff::Timestamp::from_second(at_s).is_err() {
+        return Err(bad(format!("sample timestamp {at} is not a Unix time")));
+    }
     Ok(Measured { total_kw, at_s })
 }
 
@@ -197,5 +202,18 @@ mod tests {
                 "q: bad_data: 1:5: parse error: unexpected end of input".into()
             )
         );
+    }
+
+    /// Found while writing the `prometheus` fuzz target: a timestamp far out of range
+    /// saturated to i64::MIN/MAX, and the site's freshness check (now − at) overflowed.
+    #[test]
+    fn timestamps_out_of_range_are_refused() {
+        for at in ["1e300", "-1e300", "9223372036854775807"] {
+            let body = format!(
+                r#"{{"status":"success","data":{{"resultType":"scalar","result":[{at},"3"]}}}}"#
+            );
+            let error = parse(&body, "test", 0).unwrap_err().to_string();
+            assert!(error.contains("is not a Unix time"), "{at}: {error}");
+        }
     }
 }
