@@ -27,7 +27,8 @@ pub fn validate(report: &AgentReport, now_ms: i64, max_age_ms: i64) -> Result<()
             "node must be the Kubernetes node name (1 to 253 characters)",
         ));
     }
-    let duration_ms = report.window_end_ms - report.window_start_ms;
+    // Saturating: the bounds are the agent's numbers, any i64.
+    let duration_ms = report.window_end_ms.saturating_sub(report.window_start_ms);
     if duration_ms <= 0 || duration_ms > MAX_WINDOW_MS {
         return Err(Rejection::invalid(format!(
             "window [{}, {}) ms must be longer than 0 and at most {MAX_WINDOW_MS} ms",
@@ -97,7 +98,7 @@ pub fn validate_against_node(report: &AgentReport, node: &NodeGpus) -> Result<()
             report.node
         )));
     }
-    let duration_s = (report.window_end_ms - report.window_start_ms) as f64 / 1000.0;
+    let duration_s = report.window_end_ms.saturating_sub(report.window_start_ms) as f64 / 1000.0;
     let most_w = node.max_gpu_power_w * POWER_MARGIN;
     for gpu in &report.gpus {
         let most_j = most_w * duration_s + 1.0;
@@ -321,6 +322,17 @@ pub(crate) mod tests {
             ..node
         };
         validate_against_node(&three, &unknown).unwrap();
+    }
+
+    /// Found while writing the `agent_report` fuzz target (its 2-minute run had not
+    /// reached it): the window's length overflowed, a panic in debug builds.
+    #[test]
+    fn extreme_window_bounds_are_refused_not_overflowed() {
+        for (start, end) in [(i64::MIN, i64::MAX), (i64::MAX, i64::MIN)] {
+            let mut r = report(vec![gpu(0, 1.0)]);
+            (r.window_start_ms, r.window_end_ms) = (start, end);
+            assert!(reason(&r).contains("must be longer than 0 and at most"));
+        }
     }
 
     #[test]
