@@ -180,6 +180,17 @@ function phaseBadge(phase) {
   return el("span", { class: "phase phase-" + phase.toLowerCase() }, phase);
 }
 
+// Jobs that still need a decision or run come first; finished ones last. By name within.
+const PHASE_ORDER = ["Running", "Starting", "Suspended", "Deferred", "Pending", "Failed", "Succeeded"];
+
+function byPhaseThenName(a, b) {
+  const rank = job => {
+    const i = PHASE_ORDER.indexOf(job.phase);
+    return i < 0 ? PHASE_ORDER.length : i;
+  };
+  return rank(a) - rank(b) || a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name);
+}
+
 function jobRow(job) {
   const decision = job.decision;
   const reason = job.reason || (decision && decision.reason);
@@ -262,7 +273,7 @@ async function refresh() {
     document.getElementById("sites").replaceChildren(
       ...(sites.sites.length ? sites.sites.map(siteCard) : [el("p", { class: "muted" }, "No EnergySites yet: create one (kubectl apply -f docs/examples/energysite-solar.yaml).")]));
     document.querySelector("#jobs tbody").replaceChildren(
-      ...(jobs.jobs.length ? jobs.jobs.map(jobRow) : [el("tr", {}, el("td", { colspan: 8, class: "muted" }, "No TrainingJobs."))]));
+      ...(jobs.jobs.length ? [...jobs.jobs].sort(byPhaseThenName).map(jobRow) : [el("tr", {}, el("td", { colspan: 8, class: "muted" }, "No TrainingJobs."))]));
     const maxPower = Math.max(0, ...nodes.nodes.map(n => n.gpuPowerW));
     document.querySelector("#nodes tbody").replaceChildren(
       ...(nodes.nodes.length ? nodes.nodes.map(n => nodeRow(n, maxPower)) : [el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No GPU nodes."))]));
