@@ -51,6 +51,11 @@ log() { echo "[node] $*" >&2; }
 tools_bin() { echo "$("$REPO/hack/tools.sh" --print-dir)/bin"; }
 
 OWNER_FILE=$RUN/plane
+# The machine's settings the node changes (we set the first two; the kubelet sets the
+# rest, as on any node), and where `address` saves them for `down` to put back.
+SYSCTLS=(net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables kernel.panic kernel.panic_on_oops
+  vm.overcommit_memory vm.panic_on_oom kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+SYSCTLS_SAVED=$RUN/sysctls.orig
 
 ctr_k8s() { ctr --address "$SOCK" --namespace k8s.io "$@"; }
 
@@ -110,6 +115,11 @@ claim() {
 # --- address ---------------------------------------------------------------------------
 
 address() {
+  if [[ ! -f "$SYSCTLS_SAVED" ]]; then
+    mkdir -p "$RUN"
+    sysctl -e "${SYSCTLS[@]}" 2>/dev/null | sed 's/ = /=/' >"$SYSCTLS_SAVED.tmp"
+    mv "$SYSCTLS_SAVED.tmp" "$SYSCTLS_SAVED"
+  fi
   # The kernel has no dummy links here; a bridge without ports holds a local address as well.
   if ! ip link show "$NODE_LINK" >/dev/null 2>&1; then
     ip link add "$NODE_LINK" type bridge
@@ -511,6 +521,9 @@ down() {
   for link in "$CNI_BRIDGE" "$NODE_LINK"; do
     ! ip link show "$link" >/dev/null 2>&1 || ip link delete "$link"
   done
+  if [[ -f "$SYSCTLS_SAVED" ]]; then
+    sysctl -q -w $(cat "$SYSCTLS_SAVED") >/dev/null 2>&1 || log "warning: could not restore $(tr '\n' ' ' <"$SYSCTLS_SAVED")"
+  fi
   # kubelet's links to the container logs (they point into $ROOT).
   find /var/log/containers -maxdepth 1 -lname "$ROOT/*" -delete 2>/dev/null || true
   rm -rf /var/lib/cni/results/verdant-* "$ROOT" "$RUN"

@@ -26,7 +26,8 @@ use verdant_tests::{TestNamespace, wait};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-/// A TrainingJob of `replicas` × 1 GPU on the real node's site running `container`.
+/// A TrainingJob of `replicas` × 1 GPU, placed at once, with `pod_spec` as its pods' spec
+/// and one gang restart allowed.
 fn training_job(name: &str, replicas: i32, pod_spec: Value) -> anyhow::Result<TrainingJob> {
     Ok(serde_json::from_value(json!({
         "apiVersion": "verdant.dev/v1alpha1",
