@@ -17,9 +17,8 @@ help: ## Show the targets
 prereqs: ## Install the system packages the build and tests need (Debian)
 	@hack/prereqs.sh
 
-tools: prereqs ## Build the Kubernetes components, etcd, kwok and CoreDNS from their Go modules (cached)
+tools: prereqs ## Build the control plane (Kubernetes components, etcd, kwok) from their Go modules (cached)
 	@hack/tools.sh
-	@hack/tools.sh node
 
 crds: ## Regenerate crds/*.yaml (and the Helm chart's copy) from the Rust types
 	$(CARGO) run -q -p verdant-crds --bin crdgen
@@ -31,6 +30,7 @@ NODE ?= real
 
 cluster-up: tools ## Start the local cluster with its real node (NODE=kwok: none); kubeconfig in .verdant/kubeconfig
 ifeq ($(NODE),real)
+	@hack/tools.sh node
 	@hack/images.sh build
 	@hack/control-plane.sh up $(STATE) --real-node
 else
