@@ -359,10 +359,12 @@ pub struct EnergySiteStatus {
     /// Renewable output minus load, in kW; negative means grid power is being drawn.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headroom_kw: Option<f64>,
-    /// Hourly renewable forecast for the next 48 hours.
+    /// Hourly renewable forecast for the next 48 hours (for an operator run with
+    /// `--time-scale`, 48 steps of an hour divided by the scale: 30 s in `make demo`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub forecast: Vec<ForecastPoint>,
-    /// When the forecast was last refreshed successfully.
+    /// When the forecast was last refreshed successfully (Static sites: when the operator
+    /// read the spec, then the start of each hour).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_forecast_time: Option<Time>,
     /// Standard conditions: `Ready`, `ForecastDegraded`, `NodeSelectorOverlap`, and
