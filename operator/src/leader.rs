@@ -489,23 +489,16 @@ impl Elector {
     async fn release(&mut self) {
         let was_leading = self.view.borrow().leading;
         self.publish(false, None);
-        let Some(mut lease) = self.written.take().filter(|_| was_leading) else {
+        // A renewal cut short by the resignation may have taken the cached copy: then
+        // the Lease is read again.
+        let written = self.written.take();
+        if !was_leading {
             return;
-        };
-        lease.spec = Some(LeaseSpec {
-            holder_identity: None,
-            lease_duration_seconds: Some(1),
-            renew_time: Some(MicroTime(jiff::Timestamp::now())),
-            ..lease.spec.unwrap_or_default()
-        });
-        let released = tokio::time::timeout(
-            self.config.renew_deadline,
-            self.api
-                .replace(&self.config.name, &PostParams::default(), &lease),
-        )
-        .await;
-        match released {
-            Ok(Ok(_)) => info!("handed the leader Lease back"),
+        }
+        let released = tokio::time::timeout(self.config.renew_deadline, self.hand_back(written));
+        match released.await {
+            Ok(Ok(true)) => info!("handed the leader Lease back"),
+            Ok(Ok(false)) => info!("the leader Lease is no longer ours; nothing to hand back"),
             Ok(Err(e)) => {
                 warn!(error = %e, "handing the leader Lease back failed; followers take over when it expires")
             }
@@ -513,6 +506,41 @@ impl Elector {
                 "handing the leader Lease back timed out; followers take over when it expires"
             ),
         }
+    }
+
+    /// Clears the holder of the Lease if it is still this replica, starting from
+    /// `cached` when there is one; retries after a conflict with the current version.
+    async fn hand_back(&self, cached: Option<Lease>) -> Result<bool, kube::Error> {
+        let mut cached = cached;
+        for _ in 0..3 {
+            let mut lease = match cached.take() {
+                Some(lease) => lease,
+                None => match self.api.get_opt(&self.config.name).await? {
+                    Some(lease) => lease,
+                    None => return Ok(false),
+                },
+            };
+            let spec = lease.spec.take().unwrap_or_default();
+            if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+                return Ok(false);
+            }
+            lease.spec = Some(LeaseSpec {
+                holder_identity: None,
+                lease_duration_seconds: Some(1),
+                renew_time: Some(MicroTime(jiff::Timestamp::now())),
+                ..spec
+            });
+            match self
+                .api
+                .replace(&self.config.name, &PostParams::default(), &lease)
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
     }
 }
 

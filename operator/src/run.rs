@@ -18,7 +18,7 @@ use verdant_crds::{EnergySite, TrainingJob};
 use crate::config::RunArgs;
 use crate::context::{Context, Stores};
 use crate::labels::JOB_NAME_LABEL;
-use crate::leader::{Elector, Leadership};
+use crate::leader::{Elector, Leadership, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::server::Health;
@@ -26,6 +26,13 @@ use crate::{reconcile, scheduler, server};
 
 /// Runs the operator until a signal arrives or a critical task stops.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Bad election flags fail before anything connects.
+    let lease = args
+        .leader
+        .leader_elect
+        .then(|| args.leader.config())
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let client = kube::Client::try_default().await.context(
         "connecting to Kubernetes: set KUBECONFIG, or run in a pod with a ServiceAccount",
     )?;
@@ -34,7 +41,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .list(&ListParams::default().limit(1))
         .await
         .context("listing TrainingJobs failed: are the CRDs installed (kubectl apply --server-side -f crds/) and does the operator's ServiceAccount may list them?")?;
-    let (elector, leadership) = elect(&client, &args)?;
+    let (elector, leadership) = elect(&client, lease);
 
     let wake_scheduler = Arc::new(Notify::new());
     let metrics = Arc::new(Metrics::default());
@@ -209,13 +216,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// The leader election of `--leader-elect`, or none (this replica leads from the start).
-fn elect(client: &kube::Client, args: &RunArgs) -> anyhow::Result<(Option<Elector>, Leadership)> {
-    if !args.leader.leader_elect {
-        return Ok((None, Leadership::sole("verdant-operator")));
+fn elect(client: &kube::Client, lease: Option<LeaseConfig>) -> (Option<Elector>, Leadership) {
+    match lease {
+        Some(config) => {
+            let (elector, leadership) = Elector::new(client.clone(), config);
+            (Some(elector), leadership)
+        }
+        None => (None, Leadership::sole("verdant-operator")),
     }
-    let config = args.leader.config().map_err(anyhow::Error::msg)?;
-    let (elector, leadership) = Elector::new(client.clone(), config);
-    Ok((Some(elector), leadership))
 }
 
 /// On a graceful shutdown, hands the Lease back so that a follower takes over at its next

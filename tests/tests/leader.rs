@@ -223,7 +223,10 @@ async fn a_resigning_leader_hands_over_without_waiting_for_expiry() -> anyhow::R
     let ns = TestNamespace::create(plane, &client, "leader-resign").await?;
     // A long lease: a handover faster than it can only come from the release.
     let lease_s = 30;
-    let a = campaign(plane.client().await?, config(ns.name(), "old", lease_s));
+    // Renewing all the time, so that the resignation may cut a renewal short.
+    let mut busy = config(ns.name(), "old", lease_s);
+    busy.retry_period = Duration::from_millis(20);
+    let a = campaign(plane.client().await?, busy);
     one_leader(&[&a]).await?;
     let b = campaign(plane.client().await?, config(ns.name(), "new", lease_s));
     wait::until(
