@@ -63,32 +63,21 @@ fn run(args: &[String], timeout: Duration) -> anyhow::Result<std::process::Outpu
 /// Loads `url`, lets the page run for `budget` of virtual time (timers and fetches
 /// complete), and returns the DOM as HTML.
 pub fn dump_dom(url: &str, budget: Duration) -> anyhow::Result<String> {
-    let output = run(
-        &[
-            format!("--virtual-time-budget={}", budget.as_millis()),
-            "--dump-dom".to_owned(),
-            url.to_owned(),
-        ],
-        budget + Duration::from_secs(60),
-    )?;
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    dump(url, None, budget)
 }
 
 /// [`dump_dom`] in a `width`×`height` window, for pages whose scripts measure their layout.
-pub fn dump_dom_at(
-    url: &str,
-    (width, height): (u32, u32),
-    budget: Duration,
-) -> anyhow::Result<String> {
-    let output = run(
-        &[
-            format!("--virtual-time-budget={}", budget.as_millis()),
-            format!("--window-size={width},{height}"),
-            "--dump-dom".to_owned(),
-            url.to_owned(),
-        ],
-        budget + Duration::from_secs(60),
-    )?;
+pub fn dump_dom_at(url: &str, size: (u32, u32), budget: Duration) -> anyhow::Result<String> {
+    dump(url, Some(size), budget)
+}
+
+fn dump(url: &str, size: Option<(u32, u32)>, budget: Duration) -> anyhow::Result<String> {
+    let mut args = vec![format!("--virtual-time-budget={}", budget.as_millis())];
+    if let Some((width, height)) = size {
+        args.push(format!("--window-size={width},{height}"));
+    }
+    args.extend(["--dump-dom".to_owned(), url.to_owned()]);
+    let output = run(&args, budget + Duration::from_secs(60))?;
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
