@@ -49,7 +49,7 @@ up() {
   "$kubectl" create namespace verdant-system >/dev/null 2>&1 || true
   "$kubectl" create serviceaccount verdant-agent -n verdant-system >/dev/null 2>&1 || true
 
-  step "sites replay their weather ${SPEEDUP}× faster than real time"
+  step "sites replay their weather ${SPEEDUP}× faster than real time; the operator's clock runs as fast"
   sed "s/__SPEEDUP__/$SPEEDUP/" "$REPO/hack/demo/sites.yaml" | "$kubectl" apply -f - >/dev/null
 
   if alive "$STATE/operator.pid"; then
@@ -119,6 +119,8 @@ Watch it:
   $kubectl get esite -w
   $kubectl describe tj \$($kubectl get tj -o name | head -1 | cut -d/ -f2)
   $kubectl get events --sort-by .lastTimestamp
+A demo day lasts $(awk "BEGIN { print 1440 / $SPEEDUP }") minutes: evening comes at the solar site after about half of it.
+More: $kubectl apply -f $REPO/docs/examples/   (each file's first comment says what it needs)
 Stop everything with: make demo-down
 MSG
 }
