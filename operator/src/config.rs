@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// The agents' ingest endpoint, the energy store and the accounting.
     #[command(flatten)]
     pub ingest: crate::ingest::config::IngestArgs,
+
+    /// Leader election, for more than one replica.
+    #[command(flatten)]
+    pub leader: crate::leader::LeaderArgs,
 }
 
 /// How logs are written.
@@ -83,10 +87,6 @@ pub enum LogFormat {
     Json,
 }
 
-
-    /// Leader election, for more than one replica.
-    #[command(flatten)]
-    pub leader: crate::leader::LeaderArgs,
 fn parse_model_watts(text: &str) -> Result<(String, f64), String> {
     let (model, watts) = text
         .split_once('=')

@@ -144,7 +144,11 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
     let lease_role = find(&objects, "Role", "verdant-operator-leader-election");
     assert_eq!(
         rules(lease_role),
-        expected_rules(&[("coordination.k8s.io", "leases", &["get", "create", "update"])])
+        expected_rules(&[(
+            "coordination.k8s.io",
+            "leases",
+            &["get", "create", "update"]
+        )])
     );
     // The "restricted" Pod Security Standard.
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
@@ -278,11 +282,7 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
             ("verdant.dev", "trainingjobs/finalizers", &["update"]),
             ("verdant.dev", "energysites", &["get", "list", "watch"]),
             ("verdant.dev", "energysites/status", &["patch"]),
-            (
-                "",
-                "pods",
-                &["get", "list", "watch", "create", "delete"]
-            ),
+            ("", "pods", &["get", "list", "watch", "create", "delete"]),
             ("", "pods/binding", &["create"]),
             (
                 "",
