@@ -237,6 +237,30 @@ async fn the_dashboard_shows_the_sites_jobs_and_nodes_of_a_running_cluster() -> 
         },
     )
     .await?;
+    // A job whose last decision quotes a name with no place to break a line.
+    let unbroken = "renewables".repeat(24);
+    fleet
+        .submit(
+            "lost-site",
+            (1, 1),
+            json!({"policy": "Immediate"}),
+            &[&unbroken],
+        )
+        .await?;
+    wait::until(
+        "lost-site to be Unschedulable, naming its site",
+        Duration::from_secs(60),
+        || async {
+            let (_, jobs) = get_json(&format!("{base}/api/v1/jobs")).await?;
+            let jobs = by_name(&jobs, "jobs");
+            let message = jobs.get("lost-site").and_then(|j| j["message"].as_str());
+            Ok(match message {
+                Some(m) if m.contains(&unbroken) => Ok(()),
+                other => Err(format!("{other:?}")),
+            })
+        },
+    )
+    .await?;
 
     // The page at 1400 px, measured by a script served with it from the same origin.
     let probed = serve_with_probe(base.clone()).await?;
@@ -282,11 +306,18 @@ async fn the_dashboard_shows_the_sites_jobs_and_nodes_of_a_running_cluster() -> 
         report["page"].as_f64() <= report["viewport"].as_f64(),
         "the page scrolls sideways: {report}"
     );
+    // Every last decision is readable in full: none is cut off.
+    assert_eq!(
+        report["clippedDecisions"],
+        json!([]),
+        "decisions cut off at 1400 px"
+    );
     Ok(())
 }
 
 /// Measures the page once it has drawn: each site card's and table's scroll and client
-/// widths, the header's renewable kW and the cards' kW and node counts.
+/// widths, the jobs whose last decision does not fit its box, the header's renewable kW
+/// and the cards' kW and node counts.
 const LAYOUT_PROBE: &str = r##"
 setTimeout(() => {
   const box = el => ({ name: el.dataset.site || el.querySelector("table")?.id, scroll: el.scrollWidth, client: el.clientWidth });
@@ -295,6 +326,9 @@ setTimeout(() => {
     viewport: document.documentElement.clientWidth,
     page: document.documentElement.scrollWidth,
     boxes: [...document.querySelectorAll(".site, .table-wrap")].map(box),
+    clippedDecisions: [...document.querySelectorAll("#jobs .message")]
+      .filter(m => m.scrollHeight > m.clientHeight + 1 || m.scrollWidth > m.clientWidth + 1)
+      .map(m => m.closest("tr").dataset.job),
     headerKw: header ? Number(header.dataset.kw) : null,
     headerNote: header?.querySelector(".metric-note")?.textContent,
     cards: [...document.querySelectorAll(".site")].map(c => ({
