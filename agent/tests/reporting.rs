@@ -269,18 +269,18 @@ async fn an_operator_down_for_a_while_and_an_agent_restart_lose_nothing() {
         for start in [0, 10_000, 20_000] {
             tx.send(report(start)).unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The operator is down: wait for the reporter to have tried and failed.
+        wait_for(|| {
+            metric(
+                &metrics,
+                "verdant_agent_report_retries_total{reason=\"unreachable\"}",
+            )
+            .is_some_and(|retries| retries >= 1.0)
+        })
+        .await;
         drop(tx);
         task.await.unwrap();
     }
-    assert!(
-        metric(
-            &metrics,
-            "verdant_agent_report_retries_total{reason=\"unreachable\"}"
-        )
-        .unwrap()
-            >= 1.0
-    );
     assert_eq!(
         std::fs::read_dir(dir.path().join("buffer"))
             .unwrap()
@@ -296,7 +296,20 @@ async fn an_operator_down_for_a_while_and_an_agent_restart_lose_nothing() {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let task = tokio::spawn(r.run(rx, Duration::from_secs(2)));
     tx.send(report(30_000)).unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // It has found the operator still down before the operator comes back.
+    let retries_before = metric(
+        &metrics,
+        "verdant_agent_report_retries_total{reason=\"unreachable\"}",
+    )
+    .unwrap();
+    wait_for(|| {
+        metric(
+            &metrics,
+            "verdant_agent_report_retries_total{reason=\"unreachable\"}",
+        )
+        .is_some_and(|retries| retries > retries_before)
+    })
+    .await;
     let op = Operator::new(Mode::Accept);
     let (_, server) = start(&op, addr).await;
     tx.send(report(40_000)).unwrap();
