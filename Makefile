@@ -9,7 +9,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/$(STATE)/kubeconfig
 TOOLS_BIN = $(shell hack/tools.sh --print-dir)/bin
 KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) $(TOOLS_BIN)/kubectl
 
-.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e postgres bench-store evaluate bench-sim images
+.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e postgres bench-store evaluate bench-sim images fuzz
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -94,6 +94,18 @@ bench-sim: ## Times the simulator on the evaluation's summer weeks: policies but
 	  --sites docs/evaluation/sites --trace sim/data/itp/cluster07.csv --from 2019-06-01 \
 	  --interruptible-share 1 --out target/bench-sim
 
+# Seconds each fuzz target runs: `make fuzz` (every target; the corpus is then minimized
+# into fuzz/corpus) and the short run in `make test`, of FUZZ_TEST_TARGETS: by default the
+# targets that need only verdant-core (`light`), since the others build the operator with
+# coverage instrumentation (~18 min the first time); FUZZ_TEST_TARGETS=all runs them all.
+FUZZ_SECONDS ?= 600
+FUZZ_TEST_SECONDS ?= 15
+FUZZ_TEST_TARGETS ?= light
+
+fuzz: ## Fuzz every parser of outside input, FUZZ_SECONDS each (default 600); installs cargo-fuzz
+	fuzz/run.sh --merge $(FUZZ_SECONDS) all
+
 test: tools lint postgres ## Everything CI runs
 	@hack/tools.sh helm
 	$(WITH_POSTGRES) $(CARGO) test --workspace --locked --no-fail-fast
+	fuzz/run.sh $(FUZZ_TEST_SECONDS) $(FUZZ_TEST_TARGETS)

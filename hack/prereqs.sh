@@ -19,6 +19,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 # kube-proxy and the kubelet.
 [[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
 command -v iptables >/dev/null || need+=(iptables)
+# The fuzz targets (fuzz/run.sh): libFuzzer is compiled from its C++ sources.
+command -v g++ >/dev/null || need+=(g++)
 command -v go >/dev/null || { echo "error: Go 1.26 is required (https://go.dev/doc/install)" >&2; exit 1; }
 command -v cargo >/dev/null || { echo "error: Rust (cargo) is required (https://rustup.rs)" >&2; exit 1; }
 if [[ ${#need[@]} -gt 0 ]]; then
