@@ -20,6 +20,7 @@ pub mod prometheus;
 pub mod proxy;
 pub mod real_node;
 pub mod service_account;
+pub mod sites;
 pub mod wait;
 
 pub use control_plane::ControlPlane;

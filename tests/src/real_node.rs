@@ -131,17 +131,7 @@ impl RealCluster {
             "real node: chart installed, operator and agent ready, in {:?}",
             installed.elapsed()
         );
-        let site = serde_json::json!({
-            "apiVersion": "verdant.dev/v1alpha1",
-            "kind": "EnergySite",
-            "metadata": {"name": SITE},
-            "spec": {
-                "nodeSelector": {"matchLabels": {"verdant.dev/site": SITE}},
-                "location": {"latitude": 36.1, "longitude": -79.9},
-                "pue": 1.2,
-                "forecast": {"provider": "Static", "static": {"constantKw": 1000.0}}
-            }
-        });
+        let site = crate::sites::static_site(SITE, 1000.0);
         let file = home.join("site.json");
         std::fs::write(&file, site.to_string())?;
         plane.kubectl_output(&["apply", "-f", file.to_str().context("a UTF-8 path")?])?;

@@ -528,17 +528,8 @@ async fn the_leader_is_killed_thirty_times_and_no_job_or_gpu_goes_astray() -> an
     let client = plane.client().await?;
     let ns = TestNamespace::create(&plane, &client, "chaos").await?;
     let site = format!("{}-site", ns.name());
-    let energy_site: EnergySite = serde_json::from_value(json!({
-        "apiVersion": "verdant.dev/v1alpha1",
-        "kind": "EnergySite",
-        "metadata": {"name": site},
-        "spec": {
-            "nodeSelector": {"matchLabels": {"verdant.dev/site": site}},
-            "location": {"latitude": 36.1, "longitude": -79.9},
-            "pue": 1.2,
-            "forecast": {"provider": "Static", "static": {"constantKw": 1000.0}}
-        }
-    }))?;
+    let energy_site: EnergySite =
+        serde_json::from_value(verdant_tests::sites::static_site(&site, 1000.0))?;
     Api::<EnergySite>::all(client.clone())
         .create(&PostParams::default(), &energy_site)
         .await?;

@@ -509,18 +509,8 @@ async fn load_deficit_and_the_green_only_grace_survive_an_operator_restart() -> 
     let mut s = Scenario::start("deficit").await?;
     let site = format!("{}-s", s.ns.name());
     create_gpu_nodes(&s.client, &site, &site, 2, 8).await?;
-    s.create_site(json!({
-        "apiVersion": "verdant.dev/v1alpha1",
-        "kind": "EnergySite",
-        "metadata": {"name": site},
-        "spec": {
-            "nodeSelector": {"matchLabels": {"verdant.dev/site": site}},
-            "location": {"latitude": 36.1, "longitude": -79.9},
-            "pue": 1.2,
-            "forecast": {"provider": "Static", "static": {"constantKw": 100.0}}
-        }
-    }))
-    .await?;
+    s.create_site(verdant_tests::sites::static_site(&site, 100.0))
+        .await?;
     let grace = ["--green-only-grace-seconds", "20"];
     s.start_operator(&grace)?;
     let job: TrainingJob = serde_json::from_value(json!({

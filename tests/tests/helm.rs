@@ -853,17 +853,8 @@ async fn operator_with_the_chart_service_account_runs_a_job_lifecycle() -> anyho
     let ns = TestNamespace::create(&plane, &client, "helm-rbac").await?;
     let site_name = format!("{}-site", ns.name());
     create_gpu_nodes(&client, &format!("{}-gpu", ns.name()), &site_name, 1, 8).await?;
-    let site: EnergySite = serde_json::from_value(json!({
-        "apiVersion": "verdant.dev/v1alpha1",
-        "kind": "EnergySite",
-        "metadata": {"name": site_name},
-        "spec": {
-            "nodeSelector": {"matchLabels": {"verdant.dev/site": site_name}},
-            "location": {"latitude": 36.1, "longitude": -79.9},
-            "pue": 1.2,
-            "forecast": {"provider": "Static", "static": {"constantKw": 1000.0}}
-        }
-    }))?;
+    let site: EnergySite =
+        serde_json::from_value(verdant_tests::sites::static_site(&site_name, 1000.0))?;
     let sites: Api<EnergySite> = Api::all(client.clone());
     sites.create(&PostParams::default(), &site).await?;
 
