@@ -48,8 +48,14 @@ images: prereqs ## Build the operator, agent, trainer and pause images (cached) 
 	@if [ -S $(NODE_CONTAINERD) ]; then hack/images.sh load --address $(NODE_CONTAINERD); \
 	else echo "no local node is running ($(NODE_CONTAINERD)): images built, none loaded"; hack/images.sh list; fi
 
-demo: tools ## Local control plane, fake GPU nodes, the operator, the examples; then kubectl get
-	@hack/demo.sh up
+# DEMO_NODE=real: the operator and the agent run from the Helm chart on the real node.
+DEMO_NODE ?= kwok
+
+demo: tools ## Local control plane, fake GPU nodes, the operator, the examples (DEMO_NODE=real: chart on the real node)
+ifeq ($(DEMO_NODE),real)
+	@hack/tools.sh node
+endif
+	@VERDANT_DEMO_NODE=$(DEMO_NODE) hack/demo.sh up
 
 demo-down: ## Stop the demo
 	@hack/demo.sh down

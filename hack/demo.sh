@@ -9,6 +9,10 @@
 #   5. prints the dashboard URL and the kubectl commands to watch.
 # Weather replays VERDANT_DEMO_SPEEDUP times faster than real time (default 120: a day in
 # 12 minutes), and the operator's clock runs as fast (its flags: hack/demo/operator.args).
+# With VERDANT_DEMO_NODE=real (`make demo NODE=real`) the control plane also starts the
+# machine's real node (hack/node.sh) and the operator and the agent run from the Helm chart,
+# in pods on that node, with images built here (hack/images.sh); the KWOK nodes' simulated
+# agents then report to the operator through the chart's Service.
 # `make demo-down` (hack/demo.sh down) stops it all.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +26,9 @@ NODES_PER_SITE="${VERDANT_DEMO_NODES_PER_SITE:-12}"
 JOBS="${VERDANT_DEMO_JOBS:-60}"
 TRACE="${VERDANT_DEMO_TRACE:-$REPO/hack/demo/itp-cluster-trace.csv}"
 SITES=(solar wind mixed)
+NODE_MODE="${VERDANT_DEMO_NODE:-kwok}"
+RELEASE=verdant
+RELEASE_NAMESPACE=verdant-system
 BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug"
 
 step() { echo ">> $*" >&2; }
@@ -35,36 +42,97 @@ stop_pidfile() {
   fi
 }
 
+# The demo's operator flags (hack/demo/operator.args), one per line.
+operator_flags() {
+  grep -v -e '^#' -e '^$' "$REPO/hack/demo/operator.args" |
+    sed -e "s|__SPEEDUP__|$SPEEDUP|" -e "s|__REPO__|$REPO|"
+}
+
+# The operator as a process on this machine; sets OPERATOR_URL and INGEST_URL.
+start_operator_process() {
+  OPERATOR_URL="http://$HTTP_ADDR"
+  INGEST_URL="http://$INGEST_ADDR"
+  if alive "$STATE/operator.pid"; then
+    step "operator already running (pid $(cat "$STATE/operator.pid"))"
+    return 0
+  fi
+  local flags
+  mapfile -t flags < <(operator_flags)
+  nohup "$BIN/verdant-operator" run --http-addr "$HTTP_ADDR" "${flags[@]}" \
+    --ingest-addr "$INGEST_ADDR" --database-url "sqlite://$STATE/verdant.db" \
+    --agent-service-account "$RELEASE_NAMESPACE:verdant-agent" \
+    >"$STATE/operator.log" 2>&1 &
+  echo $! >"$STATE/operator.pid"
+  step "operator started (log: $STATE/operator.log)"
+}
+
+# The operator and the agent from the Helm chart, in pods on the real node; sets
+# OPERATOR_URL and INGEST_URL to the chart's Service (kube-proxy routes this machine's
+# traffic to a ClusterIP as it does a pod's). The operator reads the demo's weather files
+# from the repository, mounted read-only at the same path.
+install_chart() {
+  local helm flag flags set_flags=() i=0
+  helm="$("$REPO/hack/tools.sh" --print-dir)/bin/helm"
+  mapfile -t flags < <(operator_flags)
+  for flag in "${flags[@]}"; do
+    case "$flag" in
+      # Flags the chart renders itself take the chart's values.
+      --cycle-seconds=*) set_flags+=(--set "operator.scheduling.cycleSeconds=${flag#*=}") ;;
+      --site-status-seconds=*) set_flags+=(--set "operator.forecast.siteStatusSeconds=${flag#*=}") ;;
+      *) set_flags+=(--set-string "operator.extraArgs[$i]=$flag"); i=$((i + 1)) ;;
+    esac
+  done
+  step "installing the Helm chart: the operator and the agent in pods on the real node"
+  "$helm" upgrade --install "$RELEASE" "$REPO/helm/verdant" --kubeconfig "$KUBECONFIG" \
+    --namespace "$RELEASE_NAMESPACE" --create-namespace --wait --timeout 5m \
+    --set operator.image.pullPolicy=Never --set agent.image.pullPolicy=Never \
+    --set operator.nodeSelector.type=real \
+    --set agent.backend=simulated --set agent.nvidia.runtimeClassName= \
+    --set agent.podResourcesDir=/var/lib/verdant-node/kubelet/pod-resources \
+    --set agent.bufferHostPath=/var/lib/verdant-node/agent-buffer \
+    --set database.sqlite.persistence.enabled=false \
+    --set-json "operator.extraVolumes=[{\"name\":\"repo\",\"hostPath\":{\"path\":\"$REPO\",\"type\":\"Directory\"}}]" \
+    --set-json "operator.extraVolumeMounts=[{\"name\":\"repo\",\"mountPath\":\"$REPO\",\"readOnly\":true}]" \
+    "${set_flags[@]}" >/dev/null
+  local ip
+  ip="$("$kubectl" get service "$RELEASE-operator" -n "$RELEASE_NAMESPACE" -o jsonpath='{.spec.clusterIP}')"
+  OPERATOR_URL="http://$ip:8080"
+  INGEST_URL="http://$ip:9090"
+}
+
 up() {
-  step "building verdant-operator and verdant-agent (first time: several minutes)"
-  cargo build -q -p verdant-operator -p verdant-agent
-  "$REPO/hack/control-plane.sh" up "$STATE"
+  local plane_flags=()
+  case "$NODE_MODE" in
+    kwok)
+      step "building verdant-operator and verdant-agent (first time: several minutes)"
+      cargo build -q -p verdant-operator -p verdant-agent ;;
+    real)
+      step "building the operator and agent images and the real node (first time: several minutes)"
+      cargo build -q -p verdant-operator -p verdant-agent
+      "$REPO/hack/tools.sh" helm
+      export VERDANT_IMAGES_PROFILE=debug
+      "$REPO/hack/images.sh" build --no-cargo operator agent pause
+      export VERDANT_NODE_IMAGES="operator agent pause"
+      plane_flags=(--real-node) ;;
+    *) echo "VERDANT_DEMO_NODE must be kwok or real, not '$NODE_MODE'" >&2; exit 2 ;;
+  esac
+  "$REPO/hack/control-plane.sh" up "$STATE" "${plane_flags[@]}"
   mkdir -p "$STATE/agents"
 
   for site in "${SITES[@]}"; do
     "$REPO/hack/fake-nodes.sh" "$KUBECONFIG" "$site" "$NODES_PER_SITE" 8
   done
-  # No controller-manager here: create the ServiceAccounts it would create.
-  "$kubectl" create serviceaccount default -n default >/dev/null 2>&1 || true
-  "$kubectl" create namespace verdant-system >/dev/null 2>&1 || true
-  "$kubectl" create serviceaccount verdant-agent -n verdant-system >/dev/null 2>&1 || true
+  # The simulated agents' tokens are the agent ServiceAccount's; with the real node the
+  # chart creates it.
+  if [[ "$NODE_MODE" == kwok ]]; then
+    "$kubectl" create namespace "$RELEASE_NAMESPACE" >/dev/null 2>&1 || true
+    "$kubectl" create serviceaccount verdant-agent -n "$RELEASE_NAMESPACE" >/dev/null 2>&1 || true
+  fi
 
   step "sites replay their weather ${SPEEDUP}× faster than real time; the operator's clock runs as fast"
   sed "s/__SPEEDUP__/$SPEEDUP/" "$REPO/hack/demo/sites.yaml" | "$kubectl" apply -f - >/dev/null
 
-  if alive "$STATE/operator.pid"; then
-    step "operator already running (pid $(cat "$STATE/operator.pid"))"
-  else
-    local flags
-    mapfile -t flags < <(grep -v -e '^#' -e '^$' "$REPO/hack/demo/operator.args" |
-      sed -e "s|__SPEEDUP__|$SPEEDUP|" -e "s|__REPO__|$REPO|")
-    nohup "$BIN/verdant-operator" run --http-addr "$HTTP_ADDR" "${flags[@]}" \
-      --ingest-addr "$INGEST_ADDR" --database-url "sqlite://$STATE/verdant.db" \
-      --agent-service-account verdant-system:verdant-agent \
-      >"$STATE/operator.log" 2>&1 &
-    echo $! >"$STATE/operator.pid"
-    step "operator started (log: $STATE/operator.log)"
-  fi
+  if [[ "$NODE_MODE" == real ]]; then install_chart; else start_operator_process; fi
 
   step "starting one simulated agent per node"
   local port=9400
@@ -86,7 +154,7 @@ POD
     "$kubectl" create token verdant-agent -n verdant-system --audience verdant --duration 12h \
       --bound-object-kind Pod --bound-object-name "verdant-agent-$node" >"$STATE/agents/$node.token"
     nohup "$BIN/verdant-agent" run --backend simulated --node-name "$node" \
-      --operator-url "http://$INGEST_ADDR" --token-file "$STATE/agents/$node.token" \
+      --operator-url "$INGEST_URL" --token-file "$STATE/agents/$node.token" \
       --metrics-addr "127.0.0.1:$port" --buffer-dir "$STATE/agents/$node.buffer" \
       >"$STATE/agents/$node.log" 2>&1 &
     echo $! >"$pidfile"
@@ -111,8 +179,8 @@ POD
   cat <<MSG
 
 Verdant is running: $(( ${#SITES[@]} * NODES_PER_SITE )) KWOK GPU nodes in ${#SITES[@]} sites, one simulated agent per node.
-  Dashboard:  http://$HTTP_ADDR/        (JSON: http://$HTTP_ADDR/api/v1/jobs)
-  Metrics:    http://$HTTP_ADDR/metrics
+  Dashboard:  $OPERATOR_URL/        (JSON: $OPERATOR_URL/api/v1/jobs)
+  Metrics:    $OPERATOR_URL/metrics
 Watch it:
   export KUBECONFIG=$KUBECONFIG
   $kubectl get tj -w

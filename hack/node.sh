@@ -351,7 +351,9 @@ load_images() {
     local tar
     for tar in $VERDANT_NODE_IMAGE_TARS; do ctr_k8s images import "$tar" >/dev/null; done
   else
-    "$REPO/hack/images.sh" load --address "$SOCK"
+    # VERDANT_NODE_IMAGES: the images to load (default: all that hack/images.sh builds).
+    # shellcheck disable=SC2086
+    "$REPO/hack/images.sh" load --address "$SOCK" ${VERDANT_NODE_IMAGES:-}
   fi
   ctr_k8s images check name==registry.k8s.io/pause:3.10 2>/dev/null | grep -q complete ||
     { log "the pause image registry.k8s.io/pause:3.10 is not in containerd after loading the images"; exit 1; }
