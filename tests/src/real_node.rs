@@ -9,12 +9,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{LazyLock, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
-use verdant_crds::{JobPhase, TrainingJob};
 
 use crate::ControlPlane;
 use crate::helm::{chart_dir, helm, output};
@@ -178,30 +177,4 @@ pub async fn pod_log(pods: &Api<Pod>, name: &str) -> anyhow::Result<String> {
     pods.logs(name, &LogParams::default())
         .await
         .with_context(|| format!("reading the log of pod {name}"))
-}
-
-/// Waits for the TrainingJob `name` to reach `phase`; returns it then.
-pub async fn job_in_phase(
-    jobs: &Api<TrainingJob>,
-    name: &str,
-    phase: JobPhase,
-    timeout: Duration,
-) -> anyhow::Result<TrainingJob> {
-    crate::wait::until(
-        &format!("TrainingJob {name} to be {phase:?}"),
-        timeout,
-        || async move {
-            let job = jobs.get(name).await?;
-            let status = job.status.clone().unwrap_or_default();
-            Ok(if status.phase == phase {
-                Ok(job)
-            } else {
-                Err(format!(
-                    "phase {:?}, reason {:?}, message {:?}",
-                    status.phase, status.reason, status.message
-                ))
-            })
-        },
-    )
-    .await
 }

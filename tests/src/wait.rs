@@ -23,3 +23,32 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Waits for the TrainingJob `name` to reach `phase`; returns it then. A job without a
+/// status is in no phase yet (not `Pending`): the operator has not looked at it.
+pub async fn job_in_phase(
+    jobs: &kube::Api<verdant_crds::TrainingJob>,
+    name: &str,
+    phase: verdant_crds::JobPhase,
+    timeout: Duration,
+) -> anyhow::Result<verdant_crds::TrainingJob> {
+    until(
+        &format!("TrainingJob {name} to be {phase:?}"),
+        timeout,
+        || async move {
+            let job = jobs.get(name).await?;
+            let Some(status) = job.status.clone() else {
+                return Ok(Err("no status yet".to_owned()));
+            };
+            Ok(if status.phase == phase {
+                Ok(job)
+            } else {
+                Err(format!(
+                    "phase {:?}, reason {:?}, message {:?}",
+                    status.phase, status.reason, status.message
+                ))
+            })
+        },
+    )
+    .await
+}

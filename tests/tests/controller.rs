@@ -116,30 +116,7 @@ impl Scenario {
         phase: JobPhase,
         timeout_s: u64,
     ) -> anyhow::Result<TrainingJob> {
-        let jobs = self.jobs();
-        wait::until(
-            &format!("TrainingJob {name} to be {phase:?}"),
-            Duration::from_secs(timeout_s),
-            || {
-                let jobs = jobs.clone();
-                async move {
-                    let job = jobs.get(name).await?;
-                    // No status yet is not `Pending`: the operator has not looked yet.
-                    let Some(status) = job.status.clone() else {
-                        return Ok(Err("no status yet".to_owned()));
-                    };
-                    Ok(if status.phase == phase {
-                        Ok(job)
-                    } else {
-                        Err(format!(
-                            "phase {:?}, reason {:?}, message {:?}",
-                            status.phase, status.reason, status.message
-                        ))
-                    })
-                }
-            },
-        )
-        .await
+        wait::job_in_phase(&self.jobs(), name, phase, Duration::from_secs(timeout_s)).await
     }
 
     /// Waits until TrainingJob `name` is gone, finalizer and all.

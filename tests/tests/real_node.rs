@@ -19,9 +19,7 @@ use kube::api::{
 };
 use serde_json::{Value, json};
 use verdant_crds::{JobPhase, TrainingJob};
-use verdant_tests::real_node::{
-    NAMESPACE, NODE, NODE_DATA_DIR, RealCluster, job_in_phase, pod_log, turn,
-};
+use verdant_tests::real_node::{NAMESPACE, NODE, NODE_DATA_DIR, RealCluster, pod_log, turn};
 use verdant_tests::{TestNamespace, wait};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -242,7 +240,7 @@ async fn two_replicas_train_with_ddp_over_gloo_and_succeed() -> anyhow::Result<(
     )?;
     jobs.create(&PostParams::default(), &job).await?;
 
-    let succeeded = job_in_phase(&jobs, "ddp", JobPhase::Succeeded, 4 * MINUTE).await?;
+    let succeeded = wait::job_in_phase(&jobs, "ddp", JobPhase::Succeeded, 4 * MINUTE).await?;
     assert_eq!(
         succeeded.status.unwrap_or_default().nodes,
         vec![NODE.to_owned(); 2]
@@ -384,7 +382,7 @@ async fn a_suspended_job_checkpoints_on_sigterm_and_resumes_from_its_step() -> a
         &Patch::Merge(json!({"spec": {"runPolicy": {"suspend": true}}})),
     )
     .await?;
-    let suspended = job_in_phase(&jobs, "resumable", JobPhase::Suspended, 2 * MINUTE).await?;
+    let suspended = wait::job_in_phase(&jobs, "resumable", JobPhase::Suspended, 2 * MINUTE).await?;
     wait::until("the suspended job's pods to be gone", 2 * MINUTE, || {
         let pods = pods.clone();
         async move {
@@ -431,7 +429,7 @@ async fn a_suspended_job_checkpoints_on_sigterm_and_resumes_from_its_step() -> a
         &Patch::Merge(json!({"spec": {"runPolicy": {"suspend": false}}})),
     )
     .await?;
-    job_in_phase(&jobs, "resumable", JobPhase::Succeeded, 4 * MINUTE).await?;
+    wait::job_in_phase(&jobs, "resumable", JobPhase::Succeeded, 4 * MINUTE).await?;
     let log = pod_log(&pods, "resumable-0").await?;
     println!("--- log of resumable-0 after the resume ---\n{log}");
     let resumed_from: u32 = log
@@ -485,7 +483,7 @@ async fn pods_deleted_by_hand_count_against_backoff_and_the_gc_cleans_up_a_delet
         &training_job("gang", 2, pod_spec.clone())?,
     )
     .await?;
-    job_in_phase(&jobs, "gang", JobPhase::Running, 3 * MINUTE).await?;
+    wait::job_in_phase(&jobs, "gang", JobPhase::Running, 3 * MINUTE).await?;
     let first = pods_in_phase(&pods, "gang", 2, "Running", MINUTE).await?;
 
     // A pod deleted by hand mid-run: the gang restarts (backoffLimit 1 allows one).
@@ -526,7 +524,7 @@ async fn pods_deleted_by_hand_count_against_backoff_and_the_gc_cleans_up_a_delet
 
     // Again: the limit is spent, the job fails.
     pods.delete("gang-0", &DeleteParams::default()).await?;
-    let failed = job_in_phase(&jobs, "gang", JobPhase::Failed, 2 * MINUTE).await?;
+    let failed = wait::job_in_phase(&jobs, "gang", JobPhase::Failed, 2 * MINUTE).await?;
     assert_eq!(
         failed.status.as_ref().and_then(|s| s.reason.as_deref()),
         Some("BackoffLimitExceeded")
@@ -539,7 +537,7 @@ async fn pods_deleted_by_hand_count_against_backoff_and_the_gc_cleans_up_a_delet
         &training_job("doomed", 2, pod_spec)?,
     )
     .await?;
-    job_in_phase(&jobs, "doomed", JobPhase::Running, 3 * MINUTE).await?;
+    wait::job_in_phase(&jobs, "doomed", JobPhase::Running, 3 * MINUTE).await?;
     let running = pods.list(&job_pods("doomed")).await?.items;
     let owner_uid = jobs.get("doomed").await?.uid();
     for pod in &running {
