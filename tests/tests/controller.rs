@@ -345,8 +345,22 @@ async fn latest_start_places_the_job_without_green_power_and_says_why() -> anyho
     let deferred = s.wait_phase("urgent", JobPhase::Deferred, 30).await?;
     assert!(deferred.status.unwrap().expected_start_time.is_some());
 
-    // The owner cannot wait that long after all: the latest start (creation + maxDelay)
-    // is now in the past, so the job must start although no renewable power is there.
+    // The owner cannot wait that long after all: maxDelay becomes 1s, so the latest
+    // start (creation + maxDelay) is in the past, and the job must start although no
+    // renewable power is there. The creation time has whole seconds: wait until even
+    // the latest start it rounds to has passed, or the engine rightly places the job
+    // "best available" before its latest start.
+    let created = deferred
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .expect("the API server sets creationTimestamp")
+        .0;
+    let past_latest_start = created + jiff::SignedDuration::from_secs(2);
+    let wait = jiff::Timestamp::now().duration_until(past_latest_start);
+    if wait.is_positive() {
+        tokio::time::sleep(wait.unsigned_abs()).await;
+    }
     let patch = json!({"spec": {"energy": {"maxDelay": "1s"}}});
     s.jobs()
         .patch("urgent", &PatchParams::default(), &Patch::Merge(&patch))
