@@ -40,10 +40,16 @@ pub async fn run(
 pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJob>>) {
     let started = Instant::now();
     let now_s = jiff::Timestamp::now().as_second();
-    let jobs = ctx.stores.jobs.state();
+    // The stores hand objects out in hash order, and the engine breaks ties (and lists
+    // sites in its messages) by position: in name order the same cluster gets the same
+    // decisions and the same words every cycle.
+    let mut jobs = ctx.stores.jobs.state();
+    jobs.sort_unstable_by_key(|job| (job.namespace(), job.name_any()));
     let pods = ctx.stores.pods.state();
-    let nodes = ctx.stores.nodes.state();
-    let sites = ctx.stores.sites.state();
+    let mut nodes = ctx.stores.nodes.state();
+    nodes.sort_unstable_by_key(|node| node.name_any());
+    let mut sites = ctx.stores.sites.state();
+    sites.sort_unstable_by_key(|site| site.name_any());
 
     let assumed = ctx.plan.with(|plan| {
         prune_assumed(&mut plan.assumed, &jobs, now_s);
