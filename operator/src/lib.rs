@@ -42,5 +42,6 @@ pub mod standby;
 pub mod status;
 pub mod supply;
 pub mod telemetry;
+pub mod time_scale;
 pub mod web;
 pub mod workload;

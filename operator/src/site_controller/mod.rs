@@ -46,7 +46,6 @@ use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 use verdant_crds::{EnergySite, EnergySiteStatus};
 
-use crate::config::TimeScale;
 use crate::context::Context;
 use crate::energy::forecast::build::DECAY_TIME_S;
 use crate::energy::forecast::site::{Deps, ForecastState, compose, next_refresh_s, refresh};
@@ -54,6 +53,7 @@ use crate::energy::forecast::{ForecastSettings, SiteForecast, http};
 use crate::energy::plant_from_site;
 use crate::metrics::label;
 use crate::snapshot::assign_nodes_to_sites;
+use crate::time_scale::TimeScale;
 use status::{
     LoadInputs, StatusInputs, build_status, describe_overlap, running_gpus_by_node, site_load,
 };
