@@ -1,8 +1,11 @@
 //! The Verdant API: group `verdant.dev`, version `v1alpha1`.
 //!
-//! This crate holds only types: the custom resources ([`TrainingJob`], [`EnergySite`]),
-//! helpers that interpret their fields (durations), and the CRD manifests generated from
-//! them. No client calls live here, so every other crate can depend on it cheaply.
+//! This crate holds the API types and their pure meaning: the custom resources
+//! ([`TrainingJob`], [`EnergySite`]), the agents' wire format ([`wire`]), helpers that
+//! interpret their fields (durations, quantities), the mapping from API objects to the
+//! domain values of `verdant_core` (an EnergySite's [`plant`]), and the CRD manifests
+//! generated from them. No client calls live here, so every other crate can depend on it
+//! cheaply.
 
 // kube-derive takes one `printcolumn(...)` per column; clippy reads the repeated keys
 // inside them as duplicated attributes.
@@ -10,11 +13,13 @@
 
 pub mod energy_site;
 pub mod manifests;
+pub mod plant;
 pub mod quantity;
 pub mod training_job;
 pub mod wire;
 
 pub use energy_site::*;
+pub use plant::{PlantMappingError, plant_from_site};
 pub use quantity::gpu_count;
 pub use training_job::*;
 

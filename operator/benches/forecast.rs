@@ -15,14 +15,13 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use verdant_core::energy::Plant;
-use verdant_crds::EnergySite;
+use verdant_crds::{EnergySite, plant_from_site};
 use verdant_operator::energy::forecast::ForecastSettings;
 use verdant_operator::energy::forecast::open_meteo::{self, Needs};
 use verdant_operator::energy::forecast::replay::ReplayFile;
 use verdant_operator::energy::forecast::samples::open_meteo_answer;
 use verdant_operator::energy::forecast::site::{ForecastState, WeatherData, compose};
 use verdant_operator::energy::forecast::timeline::PowerTimeline;
-use verdant_operator::energy::plant_from_site;
 
 const SITES: usize = 100;
 /// 2026-06-21T00:00:00Z.

@@ -22,10 +22,6 @@ enum Command {
     /// Print a site's modelled output for every time of a weather file, as CSV
     /// (time,solar_kw,wind_kw,total_kw), to check the model against meters.
     Energy(crate::energy::cli::EnergyArgs),
-    /// Replay a GPU job trace on EnergySites with replayed weather through the placement
-    /// engine and the accounting the operator uses, against fifo, threshold-wait and the
-    /// offline optimum; writes report.json, report.md and plots to --out.
-    Simulate(Box<verdant_sim::cli::SimulateArgs>),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -55,14 +51,6 @@ pub fn main() -> anyhow::Result<()> {
             other => other,
         };
     }
-    if let Command::Simulate(args) = &cli.command {
-        verdant_sim::cli::init_tracing();
-        let result = verdant_sim::cli::run(args)?;
-        for file in &result.files {
-            println!("{}", file.display());
-        }
-        return Ok(());
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -72,7 +60,7 @@ pub fn main() -> anyhow::Result<()> {
                 init_tracing(args.log_format);
                 crate::run::run(*args).await
             }
-            Command::Energy(_) | Command::Simulate(_) => {
+            Command::Energy(_) => {
                 unreachable!("handled before the runtime starts")
             }
             Command::Crds => {

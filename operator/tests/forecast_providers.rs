@@ -14,7 +14,7 @@ use axum::routing::get;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 use verdant_core::energy::{Plant, parse_weather};
-use verdant_crds::EnergySite;
+use verdant_crds::{EnergySite, plant_from_site};
 use verdant_operator::energy::forecast::build::hour_start;
 use verdant_operator::energy::forecast::samples::{
     open_meteo_answer, open_meteo_error, prometheus_error, prometheus_vector,
@@ -23,7 +23,6 @@ use verdant_operator::energy::forecast::site::{Deps, ForecastState, compose, ref
 use verdant_operator::energy::forecast::{
     ForecastBasis, ForecastError, ForecastSettings, SiteForecast,
 };
-use verdant_operator::energy::plant_from_site;
 
 /// What one endpoint answers.
 #[derive(Clone)]

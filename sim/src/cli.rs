@@ -1,5 +1,5 @@
-//! The `simulate` command: `verdant-operator simulate …` and `verdant-sim …` share these
-//! arguments and [`run`].
+//! The `verdant-sim` command line: its arguments and [`run`], also used by `sim-bench`
+//! and `verdant-evaluate`.
 
 use std::path::{Path, PathBuf};
 

@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 
 use thiserror::Error;
-
-use crate::plant::PlantMappingError;
+use verdant_crds::PlantMappingError;
 
 /// A simulation that could not run. Each variant names the file, site or setting at fault.
 #[derive(Debug, Error)]

@@ -18,7 +18,7 @@
 //! the same inputs and seed give the same `report.json`, byte for byte.
 //!
 //! ```text
-//! verdant-operator simulate --sites DIR --trace FILE [--trace-format itp|alibaba] \
+//! verdant-sim --sites DIR --trace FILE [--trace-format itp|alibaba] \
 //!   --from 2019-06-01 --days 14 [--nodes-per-site 16 --gpus-per-node 8] \
 //!   --policies verdant,fifo,threshold-wait,oracle --seed 1 --out DIR
 //! ```
@@ -34,7 +34,6 @@ pub mod experiment;
 pub mod metrics;
 pub mod oracle;
 pub mod outcome;
-pub mod plant;
 pub mod plots;
 pub mod report;
 pub mod simulate;
@@ -45,7 +44,7 @@ pub mod workload;
 pub use cluster::{ClusterShape, PolicyKind};
 pub use error::SimError;
 pub use experiment::{Comparison, Experiment};
-pub use plant::{PlantMappingError, plant_from_site};
 pub use simulate::{SimConfig, simulate};
 pub use sites::SimSite;
+pub use verdant_crds::{PlantMappingError, plant_from_site};
 pub use workload::SimJob;

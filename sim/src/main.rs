@@ -1,5 +1,5 @@
-//! `verdant-sim`: the simulator on its own, for quick iteration. The same command is
-//! `verdant-operator simulate`.
+//! `verdant-sim`: the simulator's command line (`cargo run --release -p verdant-sim -- …`).
+//! The operator's binary does not link the simulator.
 
 use clap::Parser;
 

@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use verdant_core::energy::{WeatherFormat, WeatherRecord, parse_weather, parse_weather_as};
-use verdant_crds::{EnergySite, ForecastProvider, StaticForecast};
+use verdant_crds::{EnergySite, ForecastProvider, StaticForecast, plant_from_site};
 
 use crate::civil::{DAY_S, HOUR_S, utc_date, utc_hour};
 use crate::error::SimError;
-use crate::plant::plant_from_site;
 
 /// A site as the simulator uses it: constants from the manifest and an hourly supply
 /// series covering the simulated span and the forecast beyond it.

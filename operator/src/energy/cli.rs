@@ -19,10 +19,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, anyhow, bail};
 use serde::Deserialize;
 use verdant_core::energy::{WeatherFormat, library_turbine_types, parse_weather, parse_weather_as};
-use verdant_crds::EnergySiteSpec;
+use verdant_crds::{EnergySiteSpec, plant_from_site};
 
 use super::forecast::replay::core_format;
-use super::plant::plant_from_site;
 
 /// `verdant-operator energy` arguments.
 #[derive(clap::Args, Clone, Debug)]

@@ -1,9 +1,6 @@
-//! Energy in the operator: a site's plant from its spec, forecast providers, and the
-//! `verdant-operator energy` command. The physical models live in
-//! `verdant_core::energy`.
+//! Energy in the operator: forecast providers and the `verdant-operator energy` command.
+//! The physical models live in `verdant_core::energy`, a site's plant from its spec in
+//! `verdant_crds::plant`.
 
 pub mod cli;
 pub mod forecast;
-pub mod plant;
-
-pub use plant::{PlantMappingError, plant_from_site};

@@ -44,13 +44,12 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
-use verdant_crds::{EnergySite, EnergySiteStatus};
+use verdant_crds::{EnergySite, EnergySiteStatus, plant_from_site};
 
 use crate::context::Context;
 use crate::energy::forecast::build::DECAY_TIME_S;
 use crate::energy::forecast::site::{Deps, ForecastState, compose, next_refresh_s, refresh};
 use crate::energy::forecast::{ForecastSettings, SiteForecast, http};
-use crate::energy::plant_from_site;
 use crate::metrics::label;
 use crate::snapshot::assign_nodes_to_sites;
 use crate::time_scale::TimeScale;

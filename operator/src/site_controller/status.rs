@@ -7,9 +7,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use verdant_core::placement::EngineConfig;
-use verdant_crds::{EnergySite, EnergySiteStatus, ForecastPoint, RenewableKw};
+use verdant_crds::{EnergySite, EnergySiteStatus, ForecastPoint, PlantMappingError, RenewableKw};
 
-use crate::energy::PlantMappingError;
 use crate::energy::forecast::SiteForecast;
 use crate::labels::GPU_PRODUCT_LABEL;
 use crate::status::set_condition;

@@ -1,19 +1,18 @@
 //! An `EnergySite` spec as the energy models see it: its location, PV arrays and turbine
 //! groups mapped onto `verdant_core::energy::Plant`. Pure.
 //!
-//! The one mapping both the operator's EnergySite controller (which re-exports it as
-//! `verdant_operator::energy::plant_from_site`) and the simulator use, so that a site's
-//! simulated supply is the one the operator forecasts.
+//! The one mapping the operator's EnergySite controller, `verdant-operator energy` and
+//! the simulator use, so that a site's simulated supply is the one the operator forecasts.
 //!
 //! The API server validates ranges and the turbineType/powerCurve choice, but a manifest
 //! read from disk (`verdant-operator energy`) has not been through it, and a library
 //! turbine name can only be checked here. Every error names the field, with its path in
 //! the manifest (`spec.wind[1].turbineType`), and an unknown turbine lists close matches.
 
+use crate::EnergySiteSpec;
 use verdant_core::energy::{
     Location, Plant, PlantConfigError, PvArray, Turbine, TurbineGroup, library_turbine_types,
 };
-use verdant_crds::EnergySiteSpec;
 
 /// Why a site's plant cannot be modelled.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
