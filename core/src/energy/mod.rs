@@ -1,6 +1,7 @@
 //! Physical models that turn weather into kW: solar PV after pvlib's PVWatts chain,
-//! wind after windpowerlib's power-curve chain, and parsers for the weather files they
-//! read. Pure: text in, numbers out; time is Unix seconds (UTC).
+//! wind after windpowerlib's power-curve chain, and parsers for the weather files and the
+//! forecast services' answers they read. Pure: text in, numbers out; time is Unix seconds
+//! (UTC).
 //!
 //! ```
 //! use verdant_core::energy::{Location, Plant, PvArray, Turbine, TurbineGroup, WeatherRecord};
@@ -27,6 +28,7 @@
 mod calendar;
 pub mod error;
 pub mod fleet;
+pub mod forecast;
 pub mod location;
 pub mod plant;
 pub mod solar;

@@ -114,14 +114,8 @@ pub enum ForecastBasis {
     Nothing,
 }
 
-/// A measured site output.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Measured {
-    /// Total renewable output, kW.
-    pub total_kw: f64,
-    /// When it was measured (Unix s).
-    pub at_s: i64,
-}
+/// A measured site output (the Prometheus provider's reading).
+pub use verdant_core::energy::forecast::Measured;
 
 /// The last good weather, as kW over time.
 pub struct Weather<'a> {

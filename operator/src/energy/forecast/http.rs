@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 use tracing::debug;
+use verdant_core::energy::forecast::excerpt;
 
 use super::{ForecastError, ForecastSettings};
 
@@ -115,19 +116,6 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-/// The start of a body, on one line, for messages.
-pub fn excerpt(body: &str) -> String {
-    let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.is_empty() {
-        return "(empty body)".to_owned();
-    }
-    let mut cut: String = flat.chars().take(200).collect();
-    if cut.len() < flat.len() {
-        cut.push('…');
-    }
-    cut
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,10 +129,8 @@ mod tests {
     }
 
     #[test]
-    fn redacts_credentials_and_shortens_bodies() {
+    fn redacts_credentials() {
         let url = Url::parse("http://user:secret@prom:9090/api/v1/query?query=up").unwrap();
         assert_eq!(redacted(&url), "http://prom:9090/api/v1/query?query=up");
-        assert_eq!(excerpt("  a \n b  "), "a b");
-        assert!(excerpt(&"x".repeat(500)).ends_with('…'));
     }
 }

@@ -9,8 +9,9 @@
 //!   overrides the model for the current hour while the forecast still comes from weather.
 //!
 //! Weather becomes kW through the site's [`verdant_core::energy::Plant`]. The fetching
-//! half ([`site::refresh`]) does I/O; turning what was fetched into 48 hourly points
-//! ([`build`]) is pure and unit-tested.
+//! half ([`site::refresh`]) does I/O; reading the services' answers
+//! ([`verdant_core::energy::forecast`]) and turning what was fetched into 48 hourly points
+//! ([`build`]) are pure and unit-tested.
 //!
 //! Failure behaviour, the same for every provider: a failed refresh never replaces good
 //! data. The site keeps its last good weather (the forecast ages), the failure is named
@@ -29,11 +30,13 @@ pub mod timeline;
 
 use std::time::Duration;
 
+use verdant_core::energy::forecast::ForecastParseError;
+
 pub use build::{BuiltForecast, ForecastBasis, HourKw, PlantKw};
 pub use site::{ForecastState, SiteForecast};
 
 /// Points (hours, or steps of a sped-up clock) of forecast a site publishes.
-pub const HORIZON_HOURS: usize = 48;
+pub use verdant_core::energy::forecast::HORIZON_HOURS;
 
 /// Why a provider could not deliver. The message names the source (URL, file or
 /// ConfigMap), what failed and, where it helps, what to do.
@@ -55,6 +58,15 @@ pub enum ForecastError {
     /// The site's forecast settings are incomplete.
     #[error("{0}")]
     Config(String),
+}
+
+impl From<ForecastParseError> for ForecastError {
+    fn from(error: ForecastParseError) -> Self {
+        match error {
+            ForecastParseError::Rejected(message) => Self::Rejected(message),
+            ForecastParseError::Malformed(message) => Self::Malformed(message),
+        }
+    }
 }
 
 impl ForecastError {
