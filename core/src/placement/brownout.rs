@@ -12,13 +12,15 @@
 
 use std::collections::BTreeSet;
 
-use super::cycle::{Cycle, kw};
+use super::decision::Action;
 use super::headroom::EPS;
-use super::pending::decision;
+use super::outcome::decision;
 use super::power::{job_kw_on, running_end_s, site_pue};
 use super::queue::ordered_indices;
-use super::timefmt::{format_duration, format_utc};
-use super::{Action, EngineConfig, Job, JobState, Policy, Reason};
+use super::reason::Reason;
+use super::snapshot::{EngineConfig, Job, JobState, Policy};
+use super::state::Cycle;
+use super::timefmt::{format_duration, format_utc, kw};
 
 /// Whether a brown-out may suspend `job` at `now_s` (see the module docs).
 pub(super) fn suspendable(job: &Job, now_s: i64, config: &EngineConfig) -> bool {

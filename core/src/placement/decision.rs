@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Reason;
+use super::reason::Reason;
 
 /// The engine's verdict on one job for this cycle.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@
 //! headroom would be exact only when the job's power exceeds every segment, so the engine
 //! walks the (few dozen) segments in the job's window instead; see docs/scheduling.md.
 
-use super::SupplyPoint;
+use super::snapshot::SupplyPoint;
 
 /// Relative slack for comparisons of kW and fractions computed by different summation orders.
 pub const EPS: f64 = 1e-9;

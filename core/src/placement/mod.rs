@@ -5,13 +5,15 @@
 //! engine never reads a clock or talks to the API server, so both see identical decisions.
 //!
 //! # Expected flow
-//! 1. Build per-site headroom timelines (forecast − base load − running jobs) and
-//!    per-site buckets of nodes by free GPUs (`headroom.rs`, `packing.rs`).
+//! 1. Build the cycle's state (`state.rs`): per-site headroom timelines (forecast − base
+//!    load − running jobs) and per-site buckets of nodes by free GPUs (`headroom.rs`,
+//!    `packing.rs`).
 //! 2. Settle running jobs: power caps, GreenOnly suspensions after the grace period,
 //!    cap lifts (`brownout.rs`).
-//! 3. Walk pending and suspended jobs in queue order (`queue.rs`): each gets `Place`,
-//!    `Defer` or `Wait` according to its policy (`policy.rs`); placements update the
-//!    buckets and timelines at once, so later jobs see them.
+//! 3. Walk pending and suspended jobs in queue order (`queue.rs`, `pending.rs`): what fits
+//!    now (`survey.rs`), then each gets `Place`, `Defer` or `Wait` according to its policy
+//!    (`policy.rs`), made and worded by `outcome.rs`; placements update the buckets and
+//!    timelines at once, so later jobs see them.
 //! 4. The first job that cannot start now becomes the head of the queue and reserves GPUs
 //!    (and, if it waits for green power, headroom) for its future start; later jobs only
 //!    backfill around it (`reservation.rs`).
@@ -37,6 +39,7 @@ mod brownout;
 mod cycle;
 mod decision;
 mod headroom;
+mod outcome;
 mod packing;
 mod pending;
 mod policy;
@@ -46,6 +49,8 @@ mod queue;
 mod reason;
 mod reservation;
 mod snapshot;
+mod state;
+mod survey;
 mod timefmt;
 
 #[cfg(test)]

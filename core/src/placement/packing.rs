@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::Node;
+use super::snapshot::Node;
 
 /// GPUs freed on `node` when a running job (or one placed this cycle) is expected to end.
 #[derive(Clone, Copy, Debug)]

@@ -1,15 +1,14 @@
 //! The three energy policies, given what fits now (`Survey`).
 
 use super::brownout::suspendable;
-use super::cycle::{Cycle, kw};
-use super::pending::{
-    JobView, SiteOption, Survey, at_least, best_by, decision, defer, place, reserved_for_head,
-    wait_for_capacity,
-};
+use super::decision::{Action, Decision};
+use super::headroom::EPS;
+use super::outcome::{decision, defer, place, reserved_for_head, wait_for_capacity};
 use super::preempt::make_room;
-use super::reservation::Protect;
-use super::timefmt::format_utc;
-use super::{Action, Decision, Reason};
+use super::reason::Reason;
+use super::state::{Cycle, JobView, Protect};
+use super::survey::{SiteOption, Survey, best_by};
+use super::timefmt::{format_utc, kw};
 
 /// Immediate: start now at the fitting site with the most renewable headroom.
 pub(super) fn immediate(cy: &mut Cycle<'_>, view: &JobView<'_>, mut survey: Survey) -> Decision {
@@ -20,7 +19,7 @@ pub(super) fn immediate(cy: &mut Cycle<'_>, view: &JobView<'_>, mut survey: Surv
             "Immediate; {} kW of renewable headroom, the most of {fitting} fitting site(s)",
             kw(option.headroom_kw)
         );
-        return place(cy, view, option, Reason::PlacedImmediate, &why);
+        return place(cy, view, &option, Reason::PlacedImmediate, &why);
     }
     if let Some(blocked) = survey.blocked.first() {
         return reserved_for_head(cy, view, blocked);
@@ -68,7 +67,7 @@ pub(super) fn green_preferred(
             kw(option.headroom_kw),
             kw(option.power_kw)
         );
-        return place(cy, view, option, Reason::PlacedGreen, &why);
+        return place(cy, view, &option, Reason::PlacedGreen, &why);
     }
     if let Some(blocked) = survey.blocked.iter().find(|b| at_least(b.fraction, min)) {
         return reserved_for_head(cy, view, blocked);
@@ -81,7 +80,7 @@ pub(super) fn green_preferred(
                 format_utc(latest_s, now_s),
                 option.fraction
             );
-            return place(cy, view, option, Reason::PlacedAtLatestStart, &why);
+            return place(cy, view, &option, Reason::PlacedAtLatestStart, &why);
         }
         if let Some(blocked) = survey.blocked.first() {
             return reserved_for_head(cy, view, blocked);
@@ -218,7 +217,7 @@ pub(super) fn green_preferred(
                 format_utc(latest_s, now_s),
                 option.fraction
             );
-            place(cy, view, option, Reason::PlacedBestAvailable, &why)
+            place(cy, view, &option, Reason::PlacedBestAvailable, &why)
         }
         (None, _) => match survey.blocked.first() {
             Some(blocked) => reserved_for_head(cy, view, blocked),
@@ -260,7 +259,7 @@ pub(super) fn green_only(cy: &mut Cycle<'_>, view: &JobView<'_>, mut survey: Sur
             kw(option.headroom_kw),
             kw(option.power_kw)
         );
-        return place(cy, view, option, Reason::PlacedGreen, &why);
+        return place(cy, view, &option, Reason::PlacedGreen, &why);
     }
     if let Some(blocked) = survey.blocked.iter().find(|b| covered(b)) {
         return reserved_for_head(cy, view, blocked);
@@ -446,4 +445,9 @@ impl NowView {
             kw(view.planning_kw[s])
         )
     }
+}
+
+/// True if `a` ≥ `b` up to rounding.
+fn at_least(a: f64, b: f64) -> bool {
+    a >= b - EPS
 }

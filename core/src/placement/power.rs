@@ -1,6 +1,6 @@
 //! How much a job draws: per-GPU watts × GPUs × PUE, and when running jobs stop drawing.
 
-use super::{EngineConfig, Job, Node, Site};
+use super::snapshot::{EngineConfig, Job, Node, Site};
 
 /// Per-GPU draw of each node's GPU model, in watts (`gpu_watts_by_model`, else the default).
 pub fn node_gpu_watts(nodes: &[Node], config: &EngineConfig) -> Vec<f64> {

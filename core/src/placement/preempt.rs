@@ -9,12 +9,14 @@
 //! next one, first in the queue (it has the least slack).
 
 use super::brownout::suspendable;
-use super::cycle::{Cycle, kw};
-use super::pending::{JobView, decision};
+use super::decision::Action;
+use super::outcome::decision;
 use super::power::{cap_factor, job_kw_on, running_end_s, site_pue};
 use super::queue::ordered_indices;
-use super::timefmt::format_duration;
-use super::{Action, JobState, Reason};
+use super::reason::Reason;
+use super::snapshot::JobState;
+use super::state::{Cycle, JobView};
+use super::timefmt::{format_duration, kw};
 
 /// Suspends what the job needs and returns the message for its `Wait`, or `None` if no
 /// site can make room.

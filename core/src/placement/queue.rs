@@ -2,7 +2,7 @@
 
 use std::cmp::{Ordering, Reverse};
 
-use super::Job;
+use super::snapshot::Job;
 
 /// The sort key of a job: priority (high first), then least slack (latest start − now;
 /// no latest start = infinite slack), then age (older first), then id, so the order is

@@ -13,34 +13,11 @@
 //! linear and makes starvation impossible: the head's start can only move earlier as
 //! estimates hold, and each cycle re-elects the highest-ordered blocked job.
 
-use super::cycle::{Cycle, kw};
 use super::headroom::{Adjustment, EPS};
 use super::packing::GangRequest;
 use super::power::{replicas_kw, site_pue};
-use super::timefmt::format_utc;
-
-/// What of the head's start condition later jobs must not erode.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(super) enum Protect {
-    /// Only GPUs are protected (the head waits for capacity, not for green power).
-    GpusOnly,
-    /// GreenPreferred head: its renewable fraction at the reserved start stays ≥ this.
-    MinFraction(f64),
-    /// GreenOnly head: headroom at the reserved start still covers its power.
-    HeadroomAtStart,
-}
-
-/// The head of the queue and what it holds.
-#[derive(Clone, Debug)]
-pub(super) struct HeadReservation {
-    pub job_id: String,
-    pub site: usize,
-    pub start_s: i64,
-    pub end_s: i64,
-    pub power_kw: f64,
-    pub gpus: u32,
-    pub protect: Protect,
-}
+use super::state::{Cycle, HeadReservation, Protect};
+use super::timefmt::{format_utc, kw};
 
 /// Makes the job the head of the queue if there is none yet and one of `sites` can host
 /// it at a computable time ≥ `earliest_s`. Returns a phrase for the decision message.

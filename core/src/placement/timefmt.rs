@@ -1,4 +1,5 @@
-//! Timestamps and durations for decision messages, without a date-time dependency.
+//! Timestamps, durations and kW figures for decision messages, without a date-time
+//! dependency.
 
 /// `HH:MM UTC` when `t_s` falls on the same UTC day as `now_s`, else `YYYY-MM-DD HH:MM UTC`.
 pub fn format_utc(t_s: i64, now_s: i64) -> String {
@@ -23,6 +24,11 @@ pub fn format_duration(d_s: i64) -> String {
         (0, _) => format!("{hours}h{minutes:02}m"),
         _ => format!("{days}d{hours}h"),
     }
+}
+
+/// `12.4` (kW with one decimal) for messages.
+pub(super) fn kw(v: f64) -> String {
+    format!("{v:.1}")
 }
 
 /// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01, after Howard
