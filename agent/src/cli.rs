@@ -14,12 +14,14 @@ use crate::report::DEFAULT_TOKEN_FILE;
 #[derive(Parser)]
 #[command(name = "verdant-agent", version, about, long_about = None)]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
-    command: Command,
+    pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Subcommand)]
-enum Command {
+pub enum Command {
     /// Run the agent: sample, export /metrics, report every window to the operator, apply
     /// power limits.
     Run(Box<RunArgs>),
@@ -184,41 +186,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?}: the duration must be positive"));
     }
     Ok(d.unsigned_abs())
-}
-
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn,h2=warn")
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.with_ansi(false).init(),
-    }
-}
-
-/// Parses the command line and runs the command.
-pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    // One thread is plenty for the HTTP server, reporting and attribution; sampling has
-    // its own thread.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Run(args) => {
-                init_tracing(args.log_format);
-                crate::run::run(*args).await
-            }
-            Command::Sample(args) => {
-                init_tracing(LogFormat::Text);
-                crate::run::sample(args).await
-            }
-        }
-    })
 }
 
 #[cfg(test)]

@@ -8,8 +8,11 @@
 //!
 //! Threads: one sampling thread owns the backend (NVML calls block) and the power
 //! capping; everything else (HTTP server, attribution, reporting, the Kubernetes watch)
-//! runs on a single-threaded tokio runtime.
+//! runs on a single-threaded tokio runtime, each long-running task under one
+//! supervisor ([`tasks`]): when any of them ends, or the sampling thread does, the agent
+//! stops and exits non-zero.
 
+pub mod app;
 pub mod attribution;
 pub mod backend;
 pub mod cap_record;
@@ -21,6 +24,7 @@ pub mod run;
 pub mod sample;
 pub mod sampler;
 pub mod server;
+pub mod tasks;
 pub mod window;
 
 /// The kubelet PodResources API (`k8s.io/kubelet/pkg/apis/podresources/v1`), generated

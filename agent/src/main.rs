@@ -1,5 +1,5 @@
 //! `verdant-agent`: the thin binary around the agent library.
 
 fn main() -> anyhow::Result<()> {
-    verdant_agent::cli::main()
+    verdant_agent::app::main()
 }

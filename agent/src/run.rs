@@ -22,16 +22,24 @@ use crate::report::{Reporter, ReporterConfig};
 use crate::sample::GpuSample;
 use crate::sampler::{self, Command, Holders, SamplerConfig};
 use crate::server::{self, Health};
+use crate::tasks::Supervisor;
 use crate::window::ClosedWindow;
 
 /// How long the final attempt to deliver buffered reports may take on exit.
 const FINAL_SEND_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the window handler and the reporter may take to pass on the last window when
+/// the agent stops (attribution, then the final send).
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(15);
+/// The tasks that finish their work when the agent stops, rather than being aborted.
+const WINDOW_HANDLER: &str = "window handler";
+const REPORTER: &str = "reporter";
 
 /// Builds the backend. For the simulated backend following Kubernetes pods, also starts
-/// the watch of the node's pods and returns it.
+/// the watch of the node's pods under `tasks` and returns it.
 pub async fn build_backend(
     args: &BackendArgs,
     node: &str,
+    tasks: &mut Supervisor,
 ) -> anyhow::Result<(Box<dyn GpuBackend>, Option<NodePods>)> {
     match args.backend {
         BackendKind::Nvml => {
@@ -52,7 +60,10 @@ pub async fn build_backend(
                          ServiceAccount in a pod); use --sim-pods none to simulate without pods",
                     )?;
                     let (pods, driver) = NodePods::watch(client, node);
-                    tokio::spawn(driver);
+                    tasks.spawn("pod watch", async move {
+                        driver.await;
+                        Ok(())
+                    });
                     if !pods.wait_ready(Duration::from_secs(15)).await {
                         tracing::warn!(
                             node,
@@ -97,7 +108,9 @@ struct SampleOutput<'a> {
 
 /// `verdant-agent sample`: one reading of every GPU as JSON on stdout.
 pub async fn sample(args: SampleArgs) -> anyhow::Result<()> {
-    let (mut backend, _pods) = build_backend(&args.backend, &args.node_name).await?;
+    // Keeps the pod watch running while the GPUs are read; dropping it stops the watch.
+    let mut tasks = Supervisor::new();
+    let (mut backend, _pods) = build_backend(&args.backend, &args.node_name, &mut tasks).await?;
     let name = backend.name();
     let set = tokio::task::spawn_blocking(move || backend.sample()).await?;
     let output = SampleOutput {
@@ -133,10 +146,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.sample_interval
         );
     }
-    let node = args.node_name.clone();
-    if node.is_empty() {
+    if args.node_name.is_empty() {
         anyhow::bail!("--node-name (or NODE_NAME) must name this node");
     }
+    let mut tasks = Supervisor::new();
+    let (backend, pods) = build_backend(&args.backend, &args.node_name, &mut tasks).await?;
+    supervise(args, backend, pods, tasks).await
+}
+
+/// Starts sampling, serving, attributing and reporting around `backend`, every task under
+/// `tasks`, and runs until a signal (`Ok`) or until any task ends (an error naming it, so
+/// that the process exits non-zero and Kubernetes restarts the agent). Either way it then
+/// stops sampling (the open window is flushed and the power limits restored) and lets the
+/// last window through attribution and reporting.
+async fn supervise(
+    args: RunArgs,
+    backend: Box<dyn GpuBackend>,
+    pods: Option<NodePods>,
+    mut tasks: Supervisor,
+) -> anyhow::Result<()> {
+    let node = args.node_name.clone();
     let state_dir = args
         .state_dir
         .clone()
@@ -144,18 +173,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => PathBuf::from("."),
         });
-    let (backend, pods) = build_backend(&args.backend, &node).await?;
     let metrics = Arc::new(Metrics::new(&node, backend.name()));
-    let health = Arc::new(Health::new(
-        metrics.clone(),
-        args.sample_interval.as_millis() as i64,
-    ));
+    let health = Arc::new(
+        Health::new(metrics.clone(), args.sample_interval.as_millis() as i64)
+            .with_pod_watch(pods.clone()),
+    );
     let (_, server) = server::bind(args.metrics_addr, health.clone()).await?;
-    let mut server_task = tokio::spawn(server);
+    tasks.spawn("/metrics server", async move {
+        server
+            .await
+            .context("serving /metrics, /healthz and /readyz failed")
+    });
 
     let holders = Holders::default();
     let (windows_tx, windows_rx) = tokio::sync::mpsc::unbounded_channel();
-    let sampler = sampler::spawn(
+    let mut sampler = sampler::spawn(
         backend,
         SamplerConfig {
             node: node.clone(),
@@ -170,11 +202,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             })?),
         },
         metrics.clone(),
-        health,
+        health.clone(),
         holders.clone(),
         windows_tx,
     )
     .context("cannot start the sampling thread")?;
+    let sampling_ended = sampler.ended();
+    tasks.spawn("sampling thread", async move {
+        sampling_ended.await;
+        Ok(())
+    });
     tracing::info!(
         %node,
         backend = ?args.backend.backend,
@@ -184,7 +221,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         "sampling"
     );
 
-    let (reports_tx, reporter_task) = match (&args.operator_url, args.no_report) {
+    let reports_tx = match (&args.operator_url, args.no_report) {
         (Some(url), false) => {
             let window_s = args.report_window.as_secs_f64();
             let capacity = (args.buffer_max_age.as_secs_f64() / window_s)
@@ -208,24 +245,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             )?;
             tracing::info!(url, buffer = %args.buffer_dir.display(), capacity, "reporting to the operator");
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            (
-                Some(tx),
-                Some(tokio::spawn(reporter.run(rx, FINAL_SEND_DEADLINE))),
-            )
+            tasks.spawn(REPORTER, async move {
+                reporter.run(rx, FINAL_SEND_DEADLINE).await;
+                Ok(())
+            });
+            Some(tx)
         }
-        _ => (None, None),
+        _ => None,
     };
 
     let lookup = match pods {
         Some(pods) => PodLookup::Watching(pods),
-        None => PodLookup::Lazy { node: node.clone() },
+        None => PodLookup::Lazy {
+            node: node.clone(),
+            tasks: tasks.spawner(),
+        },
     };
     let attributor = Attributor::new(
         args.pod_resources_socket.clone(),
         args.proc_root.clone(),
         lookup,
     );
-    let handler_task = tokio::spawn(handle_windows(
+    let handler = handle_windows(
         windows_rx,
         // The simulated backend assigns GPUs to pods itself.
         (args.backend.backend == BackendKind::Nvml).then_some(attributor),
@@ -233,32 +274,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics.clone(),
         args.json_out.clone(),
         reports_tx,
-    ));
+    );
+    tasks.spawn(WINDOW_HANDLER, async move {
+        handler.await;
+        Ok(())
+    });
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut watchdog = tokio::time::interval(Duration::from_secs(1));
-    let outcome: anyhow::Result<()> = loop {
-        tokio::select! {
-            _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); break Ok(()); }
-            _ = tokio::signal::ctrl_c() => { tracing::info!("interrupted: stopping"); break Ok(()); }
-            result = &mut server_task => {
-                break Err(anyhow::anyhow!("the /metrics server ended: {result:?}"));
-            }
-            _ = watchdog.tick() => {
-                if sampler.is_finished() {
-                    break Err(anyhow::anyhow!("the sampling thread ended unexpectedly"));
-                }
-            }
+    let outcome = tokio::select! {
+        _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping"); health.stopping("SIGTERM"); Ok(()) }
+        _ = tokio::signal::ctrl_c() => { tracing::info!("interrupted: stopping"); health.stopping("interrupted"); Ok(()) }
+        ended = tasks.next_ended() => {
+            let error = ended.into_error();
+            let reason = format!("{error:#}");
+            tracing::error!(error = reason, "a critical task ended; stopping the agent so that it restarts");
+            health.stopping(reason);
+            Err(error)
         }
     };
     // Stop sampling (flushes the open window and restores power limits), then let the
     // last window through attribution and reporting.
     tokio::task::spawn_blocking(move || sampler.stop()).await?;
-    handler_task.await?;
-    if let Some(task) = reporter_task {
-        task.await?;
-    }
-    server_task.abort();
+    tasks
+        .shut_down(&[WINDOW_HANDLER, REPORTER], SHUTDOWN_DEADLINE)
+        .await;
     outcome
 }
 
@@ -307,4 +346,91 @@ fn append_json_line(path: &PathBuf, window: &ClosedWindow, source: Source) -> st
         .append(true)
         .open(path)?;
     writeln!(file, "{line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::SampleSet;
+    use crate::backend::simulated::NoPods;
+
+    /// A simulated node whose GPUs stop answering: the backend panics on its `fail_at`th
+    /// reading, which ends the sampling thread.
+    struct FailingBackend {
+        inner: SimulatedBackend,
+        readings: u32,
+        fail_at: u32,
+    }
+
+    impl GpuBackend for FailingBackend {
+        fn name(&self) -> &'static str {
+            "simulated"
+        }
+        fn sample(&mut self) -> SampleSet {
+            self.readings += 1;
+            assert!(self.readings < self.fail_at, "the simulated driver hung up");
+            self.inner.sample()
+        }
+        fn set_power_limit(
+            &mut self,
+            uuid: &str,
+            limit_w: f64,
+        ) -> Result<(), crate::backend::BackendError> {
+            self.inner.set_power_limit(uuid, limit_w)
+        }
+    }
+
+    fn run_args(dir: &std::path::Path) -> RunArgs {
+        #[derive(clap::Parser)]
+        struct Line {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let buffer = dir.join("buffer");
+        let line = <Line as clap::Parser>::try_parse_from([
+            "verdant-agent",
+            "--backend=simulated",
+            "--sim-pods=none",
+            "--node-name=node-1",
+            "--no-report",
+            "--metrics-addr=127.0.0.1:0",
+            "--sample-interval=50ms",
+            "--report-window=200ms",
+            &format!("--buffer-dir={}", buffer.display()),
+        ])
+        .unwrap();
+        line.run
+    }
+
+    #[tokio::test]
+    async fn a_critical_task_that_ends_stops_the_agent_with_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = run_args(dir.path());
+        let inner = SimulatedBackend::new(
+            SimConfig {
+                node: "node-1".into(),
+                gpus: 1,
+                model: "NVIDIA H100 80GB HBM3".into(),
+                idle_w: 70.0,
+                max_w: 700.0,
+                busy_util_percent: 90.0,
+                free_util_percent: 0.0,
+            },
+            Box::new(NoPods),
+        )
+        .unwrap();
+        let backend = Box::new(FailingBackend {
+            inner,
+            readings: 0,
+            fail_at: 5,
+        });
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(30),
+            supervise(args, backend, None, Supervisor::new()),
+        )
+        .await
+        .expect("the agent kept running after its sampling thread died");
+        let error = format!("{:#}", outcome.unwrap_err());
+        assert_eq!(error, "the task 'sampling thread' ended");
+    }
 }

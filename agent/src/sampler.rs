@@ -49,6 +49,7 @@ pub struct SamplerConfig {
 pub struct SamplerHandle {
     commands: Sender<Command>,
     thread: JoinHandle<()>,
+    ended: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl SamplerHandle {
@@ -65,9 +66,20 @@ impl SamplerHandle {
         }
     }
 
-    /// Whether the thread has ended.
-    pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
+    /// A future that resolves when the thread ends, however it ends (a panic included),
+    /// for the supervisor to watch. Only the first call's future resolves; later ones
+    /// never do.
+    pub fn ended(&mut self) -> impl Future<Output = ()> + Send + 'static {
+        let ended = self.ended.take();
+        async move {
+            match ended {
+                // The thread drops the sender when it returns or unwinds.
+                Some(ended) => {
+                    let _ = ended.await;
+                }
+                None => std::future::pending().await,
+            }
+        }
     }
 }
 
@@ -81,10 +93,12 @@ pub fn spawn(
     windows: tokio::sync::mpsc::UnboundedSender<ClosedWindow>,
 ) -> std::io::Result<SamplerHandle> {
     let (commands, inbox) = std::sync::mpsc::channel();
+    let (ended_tx, ended) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("sampler".into())
         .spawn(move || {
             Sampler {
+                _ended: ended_tx,
                 backend,
                 aggregator: WindowAggregator::new(
                     config.node.clone(),
@@ -100,10 +114,18 @@ pub fn spawn(
             }
             .run(inbox)
         })?;
-    Ok(SamplerHandle { commands, thread })
+    Ok(SamplerHandle {
+        commands,
+        thread,
+        ended: Some(ended),
+    })
 }
 
 struct Sampler {
+    /// Dropped when the thread ends, however it ends. The first field, so that it drops
+    /// before `windows` does and the supervisor learns of the thread's end before the
+    /// window handler sees its input close.
+    _ended: tokio::sync::oneshot::Sender<()>,
     backend: Box<dyn GpuBackend>,
     aggregator: WindowAggregator,
     capper: PowerCapper,

@@ -1,6 +1,6 @@
 //! The `verdant-agent` binary end to end, with the simulated backend, against a real
 //! local HTTP server playing the operator: reports every window, power limits applied and
-//! reported, /metrics and /healthz over a real socket, SIGTERM (last window flushed,
+//! reported, /metrics, /healthz and /readyz over a real socket, SIGTERM (last window flushed,
 //! limits restored), `--read-only`, and `sample` with both backends.
 
 use std::net::SocketAddr;
@@ -177,7 +177,7 @@ async fn reports_applies_power_limits_serves_metrics_and_stops_cleanly() {
         "clamped to the GPU's minimum"
     );
 
-    // /metrics and /healthz over a real socket.
+    // /metrics, /healthz and /readyz over a real socket.
     let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
         .await
         .unwrap()
@@ -197,10 +197,12 @@ async fn reports_applies_power_limits_serves_metrics_and_stops_cleanly() {
         "{text}"
     );
     assert!(text.contains("verdant_agent_reports_sent_total"), "{text}");
-    let health = reqwest::get(format!("http://{metrics_addr}/healthz"))
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
+    for probe in ["healthz", "readyz"] {
+        let health = reqwest::get(format!("http://{metrics_addr}/{probe}"))
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200, "/{probe}");
+    }
 
     // The cap is withdrawn for GPU 1 only.
     *op.limits.lock().unwrap() = vec![PowerLimitTarget {

@@ -118,6 +118,22 @@ async fn simulated_gpus_follow_the_pods_bound_to_their_node() -> anyhow::Result<
         node_pods.wait_ready(Duration::from_secs(20)).await,
         "the pod list never arrived"
     );
+    // The agent's /readyz waits for this.
+    wait::until(
+        "the watch to say the pods are listed",
+        Duration::from_secs(5),
+        || {
+            let listed = node_pods.is_listed();
+            async move {
+                Ok(if listed {
+                    Ok(())
+                } else {
+                    Err("not listed".to_owned())
+                })
+            }
+        },
+    )
+    .await?;
     // kwok plays the kubelet and marks the pods Running.
     wait::until(
         "both GPU pods of the node running",

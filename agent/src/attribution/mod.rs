@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
+use crate::tasks::Spawner;
 use crate::window::ClosedWindow;
 use pods::NodePods;
 
@@ -53,6 +54,8 @@ pub enum PodLookup {
     Lazy {
         /// This node.
         node: String,
+        /// Where the watch runs, supervised with the agent's other tasks.
+        tasks: Spawner,
     },
     /// No Kubernetes API access: the fallback cannot name pods.
     Disabled,
@@ -120,13 +123,16 @@ impl Attributor {
         match &self.lookup {
             PodLookup::Watching(pods) => Some(pods.clone()),
             PodLookup::Disabled => None,
-            PodLookup::Lazy { node } => self
+            PodLookup::Lazy { node, tasks } => self
                 .lazy_pods
                 .get_or_init(|| async {
                     match kube::Client::try_default().await {
                         Ok(client) => {
                             let (pods, driver) = NodePods::watch(client, node);
-                            tokio::spawn(driver);
+                            tasks.spawn("pod watch (cgroup attribution)", async move {
+                                driver.await;
+                                Ok(())
+                            });
                             pods.wait_ready(Duration::from_secs(10)).await;
                             Some(pods)
                         }

@@ -3,6 +3,7 @@
 //! them, and the cgroup fallback turns pod UIDs into names with them.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -21,34 +22,49 @@ pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
 #[derive(Clone)]
 pub struct NodePods {
     store: Store<Pod>,
+    listed: Arc<AtomicBool>,
 }
 
 impl NodePods {
     /// Starts watching the pods of `node`. The returned future drives the watch (it
-    /// retries with backoff when the API server is unreachable) and never ends; spawn it.
+    /// retries with backoff when the API server is unreachable) and never ends; run it
+    /// under the agent's supervisor.
     pub fn watch(client: Client, node: &str) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (store, writer) = reflector::store();
+        let listed = Arc::new(AtomicBool::new(false));
         let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
         let node = node.to_owned();
-        let driver = async move {
-            let stream = watcher(Api::<Pod>::all(client), config)
-                .default_backoff()
-                .modify(|pod| {
-                    // Keeps the cache small: nothing here needs these.
-                    pod.managed_fields_mut().clear();
-                    pod.annotations_mut()
-                        .retain(|k, _| k.as_str() == UTILIZATION_ANNOTATION);
-                })
-                .reflect(writer)
-                .applied_objects();
-            futures::pin_mut!(stream);
-            while let Some(event) = stream.next().await {
-                if let Err(error) = event {
-                    tracing::warn!(%node, %error, "watching the pods of this node failed; retrying");
+        let driver = {
+            let listed = listed.clone();
+            async move {
+                let stream = watcher(Api::<Pod>::all(client), config)
+                    .default_backoff()
+                    .modify(|pod| {
+                        // Keeps the cache small: nothing here needs these.
+                        pod.managed_fields_mut().clear();
+                        pod.annotations_mut()
+                            .retain(|k, _| k.as_str() == UTILIZATION_ANNOTATION);
+                    })
+                    .reflect(writer);
+                futures::pin_mut!(stream);
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(watcher::Event::InitDone) => listed.store(true, Ordering::Release),
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(%node, %error, "watching the pods of this node failed; retrying");
+                        }
+                    }
                 }
             }
         };
-        (Self { store }, driver)
+        (Self { store, listed }, driver)
+    }
+
+    /// Whether the first list of the pods has arrived (it stays true through later
+    /// relists, while the cache keeps serving the last one).
+    pub fn is_listed(&self) -> bool {
+        self.listed.load(Ordering::Acquire)
     }
 
     /// Waits until the first list has arrived (or `timeout` passed). Returns whether it has.

@@ -1,6 +1,6 @@
 //! The node agent, built inside the test crate so the end-to-end tests can run it as a
-//! real process: the same `verdant_agent::cli::main` as `verdant-agent`.
+//! real process: the same `verdant_agent::app::main` as `verdant-agent`.
 
 fn main() -> anyhow::Result<()> {
-    verdant_agent::cli::main()
+    verdant_agent::app::main()
 }
