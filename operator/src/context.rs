@@ -12,6 +12,8 @@ use verdant_crds::{EnergySite, TrainingJob};
 use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::telemetry::Telemetry;
+use crate::topology::SharedTopology;
+use crate::watches::{Synced, wait_ready};
 
 /// The reflector caches the operator reads.
 #[derive(Clone)]
@@ -38,6 +40,10 @@ pub struct Context {
     pub plan: Arc<Plan>,
     /// Caches.
     pub stores: Stores,
+    /// Whether the node, pod and site caches have synced.
+    pub synced: Synced,
+    /// Which site powers each node, and the GPUs in use: one picture for every task.
+    pub topology: Arc<SharedTopology>,
     /// Placement engine settings.
     pub engine: EngineConfig,
     /// Wakes the scheduling cycle early.
@@ -46,4 +52,13 @@ pub struct Context {
     pub telemetry: Arc<Telemetry>,
     /// Base power of a GPU node besides its GPUs (CPUs, fans, NICs), W.
     pub node_base_watts: f64,
+}
+
+impl Context {
+    /// Waits until every cache, the jobs' included, has its first full list: deciding or
+    /// billing on half-filled caches would place jobs on GPUs in use, or bill nobody.
+    pub async fn caches_synced(&self) {
+        self.synced.wait().await;
+        wait_ready(self.stores.jobs.clone()).await;
+    }
 }

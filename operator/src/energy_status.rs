@@ -31,7 +31,7 @@ use verdant_crds::{JobEnergy, TrainingJob};
 use verdant_store::{JobLedger, Retention, Store, StoreConfig};
 
 use crate::context::Context;
-use crate::ingest::writer::StoreCell;
+use crate::store_writer::StoreCell;
 
 /// The field manager of `status.energy`.
 pub const FIELD_MANAGER: &str = "verdant-accounting";
@@ -110,7 +110,7 @@ pub async fn run(
     status: Arc<EnergyStatus>,
 ) {
     let store = connect(&store_cell, &config).await;
-    wait_ready(&ctx.stores.jobs).await;
+    crate::watches::wait_ready(ctx.stores.jobs.clone()).await;
     match store.live_ledgers().await {
         Ok(ledgers) => status.mark(ledgers.into_iter().map(|l| l.job_uid)),
         Err(e) => {
@@ -236,13 +236,6 @@ async fn maintain(ctx: &Context, store: &Store, retention: &Retention, status: &
 }
 
 /// Waits for a cache's first full list (polled: the store keeps one waker only).
-async fn wait_ready(store: &kube::runtime::reflector::Store<TrainingJob>) {
-    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
-        .await
-        .is_err()
-    {}
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

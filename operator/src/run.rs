@@ -1,6 +1,8 @@
 //! `verdant-operator run`: wires the caches, the TrainingJob controller, the scheduling
 //! cycle and the HTTP server together, and exits when any of them stops.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -10,18 +12,22 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{reflector, watcher};
 use tokio::sync::Notify;
 use tracing::info;
 use verdant_crds::{EnergySite, TrainingJob};
 
 use crate::config::RunArgs;
 use crate::context::{Context, Stores};
+use crate::energy_status::EnergyStatus;
 use crate::labels::JOB_NAME_LABEL;
 use crate::leader::{Elector, Leadership, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::server::Health;
+use crate::store_writer::{StoreCell, Writer};
+use crate::topology::SharedTopology;
+use crate::watches::{await_synced, wait_ready, watch_all};
 use crate::{reconcile, scheduler, server};
 
 /// Runs the operator until a signal arrives or a critical task stops.
@@ -47,15 +53,40 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let plan = Arc::new(Plan::default());
 
-    let (pods, pod_watch) = cache_all::<Pod>(&client, &wake_scheduler);
-    let (nodes, node_watch) = cache_all::<Node>(&client, &wake_scheduler);
-    let (sites, site_watch) = cache_all::<EnergySite>(&client, &wake_scheduler);
+    // Each kind is watched once, into a cache every task reads; the controllers subscribe
+    // to its changes. Every change wakes the scheduling cycle, and makes the next reader
+    // of the topology build it again.
+    let (pods, pods_writer) = reflector::store::<Pod>();
+    let (nodes, nodes_writer) = reflector::store::<Node>();
+    let (sites, sites_writer) = reflector::store::<EnergySite>();
+    let topology = Arc::new(SharedTopology::new(
+        nodes.clone(),
+        pods.clone(),
+        sites.clone(),
+    ));
+    let changed = || {
+        let (wake, topology) = (wake_scheduler.clone(), topology.clone());
+        move || {
+            topology.invalidate();
+            wake.notify_one();
+        }
+    };
+    let (pods_watched, pod_watch) = watch_all(&client, pods_writer, changed());
+    let (_, node_watch) = watch_all(&client, nodes_writer, changed());
+    let (sites_watched, site_watch) = watch_all(&client, sites_writer, changed());
+    let (synced, cache_sync) = await_synced(vec![
+        Box::pin(wait_ready(pods.clone())) as Pin<Box<dyn Future<Output = ()> + Send>>,
+        Box::pin(wait_ready(nodes.clone())),
+        Box::pin(wait_ready(sites.clone())),
+    ]);
 
-    let owned = watcher::Config::default().labels(JOB_NAME_LABEL);
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
     let controller = Controller::new(jobs_api, watcher::Config::default())
-        .owns(Api::<Pod>::all(client.clone()), owned.clone())
-        .owns(Api::<Service>::all(client.clone()), owned)
+        .owns_shared_stream(pods_watched.subscribe())
+        .owns(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default().labels(JOB_NAME_LABEL),
+        )
         .reconcile_on(trigger_rx)
         .with_config(
             ControllerConfig::default()
@@ -79,7 +110,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         client,
         metrics: metrics.clone(),
         plan: plan.clone(),
-        stores: stores.clone(),
+        stores,
+        synced: synced.clone(),
+        topology,
         engine: args.engine_config(),
         wake_scheduler,
         telemetry: Arc::new(crate::telemetry::Telemetry::default()),
@@ -89,7 +122,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let leader_gauge = metrics.leader.clone();
     let health = Arc::new(Health {
         caches_synced: Default::default(),
-        watches_synced: Default::default(),
+        watches_synced: synced,
         leadership: leadership.clone(),
         cycle_period_s: args.cycle_period().as_secs() as i64,
         plan,
@@ -98,41 +131,44 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let web = crate::web::WebState::from_context(&ctx);
     let scheduling = {
         let ctx = ctx.clone();
-        let stores = stores.clone();
         let health = health.clone();
         let (period, debounce) = (
             args.cycle_period(),
             std::time::Duration::from_millis(args.debounce_ms),
         );
         async move {
-            // Deciding on half-filled caches would place jobs on GPUs that are in use.
-            wait_ready(&stores.jobs).await;
-            wait_ready(&stores.pods).await;
-            wait_ready(&stores.nodes).await;
-            wait_ready(&stores.sites).await;
+            ctx.caches_synced().await;
             health.caches_synced.store(true, Ordering::Release);
             info!("caches synced");
             scheduler::cycle(&ctx, &trigger_tx).await;
             scheduler::run(ctx, period, debounce, trigger_tx).await;
         }
     };
-    let site_controller =
-        crate::site_controller::run(ctx.clone(), args.site.clone(), args.time_scale);
+    let site_controller = crate::site_controller::run(
+        ctx.clone(),
+        sites_watched.subscribe(),
+        args.site.clone(),
+        args.time_scale,
+    );
+    // The agents' reports, the energy store's writer, and the jobs' status.energy.
+    let store = StoreCell::default();
+    let energy_status = Arc::new(EnergyStatus::new(std::time::Duration::from_secs(
+        args.ingest.energy_status_seconds,
+    )));
+    let (writer, store_writer) = Writer::new(store.clone(), ctx.metrics.clone());
+    let accounting = crate::energy_status::run(
+        ctx.clone(),
+        store,
+        args.ingest.store_config(),
+        args.ingest.retention(),
+        energy_status.clone(),
+    );
     let ingest = {
         let (ingest, leadership) = (args.ingest.clone(), leadership.clone());
         let ctx = ctx.clone();
         async move {
             crate::standby::refuse_reports_until_leading(ingest.ingest_addr, leadership).await?;
-            crate::ingest::run(ctx, ingest).await
-        }
-    };
-    let watches_synced = {
-        let (stores, health) = (stores.clone(), health.clone());
-        async move {
-            wait_ready(&stores.pods).await;
-            wait_ready(&stores.nodes).await;
-            wait_ready(&stores.sites).await;
-            health.watches_synced.store(true, Ordering::Release);
+            crate::ingest::run(ctx, &ingest, writer, energy_status).await
         }
     };
     let controlling = controller
@@ -157,8 +193,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
     tasks.spawn(async move {
-        watches_synced.await;
-        std::future::pending::<()>().await;
+        cache_sync.await;
         Ok("cache sync")
     });
     tasks.spawn(async move {
@@ -198,6 +233,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Ok("energysite controller")
     }));
     acting.push(tasks.spawn(async move { ingest.await.map(|()| "ingest") }));
+    let leading = leadership.clone();
+    acting.push(tasks.spawn(async move {
+        leading.acquired().await;
+        store_writer.await;
+        Ok("energy store writer")
+    }));
+    let leading = leadership.clone();
+    acting.push(tasks.spawn(async move {
+        leading.acquired().await;
+        accounting.await;
+        Ok("energy status")
+    }));
     match tasks.join_next().await {
         Some(Ok(Ok("controller"))) => {
             info!("controller stopped (signal received); shutting down");
@@ -242,53 +289,4 @@ async fn resign(
         }
     };
     let _ = tokio::time::timeout(renew_deadline, released).await;
-}
-
-/// Waits until a cache has its first full list. The store's readiness future keeps one
-/// waker only (the controller waits on the jobs store too), so it is polled with a short
-/// timeout rather than awaited once.
-async fn wait_ready<K: kube::Resource + Clone + 'static>(store: &kube::runtime::reflector::Store<K>)
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    while tokio::time::timeout(
-        std::time::Duration::from_millis(200),
-        store.wait_until_ready(),
-    )
-    .await
-    .is_err()
-    {}
-}
-
-/// A cache of every `K` in the cluster, and the watch that fills it; each change wakes
-/// the scheduling cycle.
-fn cache_all<K>(
-    client: &kube::Client,
-    wake: &Arc<Notify>,
-) -> (
-    kube::runtime::reflector::Store<K>,
-    impl std::future::Future<Output = ()> + Send + 'static,
-)
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (store, writer) = reflector::store();
-    let wake = wake.clone();
-    let watch = reflector(
-        writer,
-        watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(move |_| {
-        wake.notify_one();
-        async {}
-    });
-    (store, watch)
 }

@@ -15,7 +15,8 @@ use verdant_crds::{JobPhase, TrainingJob};
 use crate::context::Context;
 use crate::metrics::label;
 use crate::site_controller::status::headroom_negative_since;
-use crate::snapshot::{self, Assumed, Inputs, job_id};
+use crate::snapshot::{self, Assumed, Inputs};
+use crate::topology::{Overlap, job_id};
 
 /// How long an assumed placement may wait for the job's status to show it.
 const ASSUMED_TTL_S: i64 = 120;
@@ -41,15 +42,12 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
     let started = Instant::now();
     let now_s = jiff::Timestamp::now().as_second();
     // The stores hand objects out in hash order, and the engine breaks ties (and lists
-    // sites in its messages) by position: in name order the same cluster gets the same
-    // decisions and the same words every cycle.
+    // sites in its messages) by position: in name order (the topology keeps nodes and
+    // sites so) the same cluster gets the same decisions and the same words every cycle.
     let mut jobs = ctx.stores.jobs.state();
     jobs.sort_unstable_by_key(|job| (job.namespace(), job.name_any()));
-    let pods = ctx.stores.pods.state();
-    let mut nodes = ctx.stores.nodes.state();
-    nodes.sort_unstable_by_key(|node| node.name_any());
-    let mut sites = ctx.stores.sites.state();
-    sites.sort_unstable_by_key(|site| site.name_any());
+    let topology = ctx.topology.current();
+    let (nodes, sites) = (&topology.nodes, &topology.sites);
 
     let assumed = ctx.plan.with(|plan| {
         prune_assumed(&mut plan.assumed, &jobs, now_s);
@@ -57,19 +55,22 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
     });
     // Kept by the EnergySite controller in each site's RenewableDeficit condition, so the
     // GreenOnly grace period survives a restart of the operator.
-    let negative_since = headroom_negative_since(&sites);
+    let negative_since = headroom_negative_since(sites);
     let built = snapshot::build(&Inputs {
         jobs: &jobs,
-        nodes: &nodes,
-        pods: &pods,
-        sites: &sites,
+        topology: &topology,
         assumed: &assumed,
         headroom_negative_since: &negative_since,
         node_base_watts: ctx.node_base_watts,
         now_s,
     });
-    for (first, second, node) in &built.overlapping_sites {
-        warn!(site = %first, other_site = %second, %node, "node is matched by two EnergySites; it counts for {first} only. Make the nodeSelectors disjoint");
+    for Overlap {
+        site,
+        other_site,
+        node,
+    } in topology.overlaps()
+    {
+        warn!(%site, %other_site, %node, "node is matched by two EnergySites; it counts for {site} only. Make the nodeSelectors disjoint");
     }
     record_deadline_slack(ctx, &built.snapshot.jobs, now_s);
     let engine_started = Instant::now();
@@ -127,7 +128,7 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
         }
     }
     record_metrics(ctx, &jobs);
-    record_node_reports(ctx, &nodes);
+    record_node_reports(ctx, nodes);
     let elapsed = started.elapsed();
     ctx.metrics.cycle_duration.observe(elapsed.as_secs_f64());
     if changed.is_empty() {

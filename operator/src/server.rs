@@ -20,8 +20,8 @@ use crate::web::{self, WebState};
 pub struct Health {
     /// Set once every reflector cache has synced (the jobs cache syncs on the leader only).
     pub caches_synced: AtomicBool,
-    /// Set once the pod, node and EnergySite caches have synced (on every replica).
-    pub watches_synced: AtomicBool,
+    /// Whether the pod, node and EnergySite caches have synced (on every replica).
+    pub watches_synced: crate::watches::Synced,
     /// Whether this replica leads, and who does.
     pub leadership: crate::leader::Leadership,
     /// The scheduling cycle period, to judge liveness.
@@ -90,7 +90,7 @@ async fn livez(State(health): State<Arc<Health>>) -> impl IntoResponse {
 async fn readyz(State(health): State<Arc<Health>>) -> impl IntoResponse {
     let leader = health.leadership.view();
     if !leader.leading {
-        if !health.watches_synced.load(Ordering::Acquire) {
+        if !health.watches_synced.is_synced() {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "follower: caches not synced yet\n".to_owned(),

@@ -6,19 +6,22 @@
 //! it, and only the short gap between a decision and that status write is covered by the
 //! in-memory `assumed` placements.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Node, PodSpec};
 use kube::ResourceExt;
-use kube::core::{Selector, SelectorExt};
 use verdant_core::placement::{self as engine, JobState, Policy};
-use verdant_crds::{EnergySite, GreenPolicy, JobPhase, TrainingJob};
+use verdant_crds::{GreenPolicy, JobPhase, TrainingJob};
 
 use crate::constraints::{node_cordoned, node_fits};
-use crate::labels::{GPU_PRODUCT_LABEL, GPU_RESOURCE, JOB_NAME_LABEL};
+use crate::labels::{GPU_PRODUCT_LABEL, GPU_RESOURCE};
 use crate::supply::site_supply;
+use crate::topology::Topology;
 use crate::workload::{pod_gpus, pod_name};
+
+// Kept at their old paths while the reconcile and the ingest billing move.
+pub use crate::topology::{assign_nodes_to_sites, job_id, pod_finished, pods_of_job};
 
 /// A placement decided but not yet visible in the job's cached status.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,27 +44,14 @@ pub struct ClusterSnapshot {
     pub snapshot: engine::Snapshot,
     /// Node names by engine index.
     pub node_names: Vec<String>,
-    /// Site of each node, by node name (for the status of sites and the metrics).
-    pub node_site: HashMap<String, String>,
-    /// Sites whose nodeSelector matched a node that another site also matched.
-    pub overlapping_sites: Vec<Overlap>,
-}
-
-/// The engine id of a job: `namespace/name`.
-pub fn job_id(job: &TrainingJob) -> String {
-    format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
 }
 
 /// Inputs of [`build`].
 pub struct Inputs<'a> {
     /// All TrainingJobs.
     pub jobs: &'a [Arc<TrainingJob>],
-    /// All nodes.
-    pub nodes: &'a [Arc<Node>],
-    /// All pods (for GPUs in use, and the state of gangs).
-    pub pods: &'a [Arc<Pod>],
-    /// All EnergySites.
-    pub sites: &'a [Arc<EnergySite>],
+    /// The nodes, pods and sites, and which site powers each node.
+    pub topology: &'a Topology,
     /// Placements decided and not yet in the cached status.
     pub assumed: &'a HashMap<String, Assumed>,
     /// Since when each site's headroom has been negative.
@@ -76,12 +66,12 @@ pub struct Inputs<'a> {
 /// Builds the snapshot.
 pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
     let now_s = inputs.now_s;
-    let (node_site, overlapping_sites) = assign_nodes_to_sites(inputs.nodes, inputs.sites);
+    let topology = inputs.topology;
 
-    let mut nodes: Vec<engine::Node> = Vec::with_capacity(inputs.nodes.len());
-    let mut node_names = Vec::with_capacity(inputs.nodes.len());
-    let mut node_index: HashMap<String, u32> = HashMap::with_capacity(inputs.nodes.len());
-    for node in inputs.nodes {
+    let mut nodes: Vec<engine::Node> = Vec::with_capacity(topology.nodes.len());
+    let mut node_names = Vec::with_capacity(topology.nodes.len());
+    let mut node_index: HashMap<String, u32> = HashMap::with_capacity(topology.nodes.len());
+    for node in &topology.nodes {
         let name = node.name_any();
         let labels = node.labels();
         let allocatable = node
@@ -94,25 +84,25 @@ pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
         node_index.insert(name.clone(), nodes.len() as u32);
         nodes.push(engine::Node {
             name: name.clone(),
-            site: node_site.get(&name).cloned(),
+            site: topology.site_of(&name).map(str::to_owned),
             gpu_model: labels
                 .get(GPU_PRODUCT_LABEL)
                 .cloned()
                 .unwrap_or_else(|| "unknown".to_owned()),
             gpus_allocatable: allocatable,
             gpus_used: 0,
-            schedulable: !node_cordoned(node) && node_ready(node),
+            schedulable: !node_cordoned(node) && topology.is_ready(&name),
         });
         node_names.push(name);
     }
 
     // GPUs held by bound, unfinished pods: ours and everybody else's.
     let mut bound: HashMap<(String, String), String> = HashMap::new();
-    for pod in inputs.pods {
+    for pod in &topology.pods {
         let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
             continue;
         };
-        if pod_finished(pod) {
+        if crate::topology::pod_finished(pod) {
             continue;
         }
         if let Some(&i) = node_index.get(&node_name) {
@@ -151,26 +141,22 @@ pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
         let signature = constraint_signature(&template_spec);
         let allowed_nodes = eligibility_cache
             .entry(signature)
-            .or_insert_with(|| allowed_nodes(&template_spec, inputs.nodes))
+            .or_insert_with(|| allowed_nodes(&template_spec, &topology.nodes))
             .clone();
         jobs.push(engine_job(job, id, state, allowed_nodes, now_s));
     }
 
-    let mut nodes_per_site: HashMap<&str, u32> = HashMap::new();
-    for site in node_site.values() {
-        *nodes_per_site.entry(site.as_str()).or_default() += 1;
-    }
     let base_w = if inputs.node_base_watts.is_finite() {
         inputs.node_base_watts.max(0.0)
     } else {
         0.0
     };
-    let sites = inputs
+    let sites = topology
         .sites
         .iter()
         .map(|site| {
             let name = site.name_any();
-            let site_nodes = nodes_per_site.get(name.as_str()).copied().unwrap_or(0);
+            let site_nodes = topology.nodes_of(&name).len() as u32;
             engine::Site {
                 supply: site_supply(site, now_s),
                 pue: site.spec.pue,
@@ -190,64 +176,7 @@ pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
             jobs,
         },
         node_names,
-        node_site,
-        overlapping_sites,
     }
-}
-
-/// A node matched by two sites: (site it counts for, the other site, node).
-pub type Overlap = (String, String, String);
-
-/// Which site powers each node. A node matched by two sites goes to the first by name,
-/// and the pair is reported as a configuration error.
-pub fn assign_nodes_to_sites(
-    nodes: &[Arc<Node>],
-    sites: &[Arc<EnergySite>],
-) -> (HashMap<String, String>, Vec<Overlap>) {
-    let mut sorted: Vec<&Arc<EnergySite>> = sites.iter().collect();
-    sorted.sort_by_key(|s| s.name_any());
-    let selectors: Vec<(String, Option<Selector>)> = sorted
-        .iter()
-        .map(|s| {
-            (
-                s.name_any(),
-                Selector::try_from(s.spec.node_selector.clone()).ok(),
-            )
-        })
-        .collect();
-    let mut assignment = HashMap::new();
-    let mut overlaps = Vec::new();
-    for node in nodes {
-        let labels = node.labels();
-        let mut matching = selectors
-            .iter()
-            .filter(|(_, selector)| selector.as_ref().is_some_and(|s| s.matches(labels)))
-            .map(|(name, _)| name.clone());
-        if let Some(first) = matching.next() {
-            for other in matching {
-                overlaps.push((first.clone(), other, node.name_any()));
-            }
-            assignment.insert(node.name_any(), first);
-        }
-    }
-    (assignment, overlaps)
-}
-
-/// Whether the node's `Ready` condition is `True`.
-pub fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True")
-}
-
-/// Whether a pod has finished (its resources are free again).
-pub fn pod_finished(pod: &Pod) -> bool {
-    matches!(
-        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-        Some("Succeeded" | "Failed")
-    )
 }
 
 fn constraint_signature(spec: &PodSpec) -> String {
@@ -364,14 +293,4 @@ fn engine_job(
         allowed_sites: job.spec.sites.clone(),
         allowed_nodes,
     }
-}
-
-/// Pods of one job, by replica index, from a list of pods.
-pub fn pods_of_job<'a>(job: &TrainingJob, pods: &'a [Arc<Pod>]) -> BTreeMap<String, &'a Arc<Pod>> {
-    let namespace = job.namespace();
-    let name = job.name_any();
-    pods.iter()
-        .filter(|p| p.namespace() == namespace && p.labels().get(JOB_NAME_LABEL) == Some(&name))
-        .map(|p| (p.name_any(), p))
-        .collect()
 }

@@ -26,8 +26,6 @@ pub mod billing;
 pub mod config;
 pub mod metrics;
 pub mod rejection;
-pub mod validate;
-pub mod writer;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,24 +42,29 @@ use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 use verdant_core::accounting::{J_PER_KWH, SiteWindow};
 use verdant_crds::wire::{AgentReport, IngestResponse, MAX_REPORT_BYTES};
+use verdant_crds::wire::validate;
 use verdant_store::WriteOutcome;
 
 use crate::context::Context;
 use crate::energy_status::EnergyStatus;
 use crate::labels::GPU_RESOURCE;
 use crate::metrics::label;
+use crate::store_writer::Writer;
 use crate::supply::{site_supply, supply_now_kw};
+use crate::topology::Topology;
 use auth::Authenticator;
-use billing::{SiteContext, SiteIndex, SiteIndexCache, bill};
+use billing::{SiteContext, bill};
 use rejection::Rejection;
-use writer::Writer;
+
+/// How old the topology a report is billed with may be: assigning nodes to sites costs
+/// nodes × sites, and reports come from every node every few seconds.
+const TOPOLOGY_MAX_AGE: Duration = Duration::from_secs(5);
 
 /// The ingest endpoint's state.
 pub struct Ingest {
     ctx: Arc<Context>,
     auth: Authenticator,
     writer: Writer,
-    sites: SiteIndexCache,
     energy_status: Arc<EnergyStatus>,
     /// How old a window may be (the store's sample retention), ms.
     max_age_ms: i64,
@@ -83,7 +86,6 @@ impl Ingest {
             ctx,
             auth,
             writer,
-            sites: SiteIndexCache::new(Duration::from_secs(5)),
             energy_status,
             max_age_ms: i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX),
             max_gpu_power_w,
@@ -91,14 +93,14 @@ impl Ingest {
     }
 }
 
-/// Runs the ingest endpoint, its store writer and the `status.energy` loop; returns only
-/// when one of them stops (an error: they are critical).
-pub async fn run(ctx: Arc<Context>, args: config::IngestArgs) -> anyhow::Result<()> {
-    let store: writer::StoreCell = Arc::new(tokio::sync::OnceCell::new());
-    let energy_status = Arc::new(EnergyStatus::new(Duration::from_secs(
-        args.energy_status_seconds,
-    )));
-    let (writer, writer_task) = Writer::spawn(store.clone(), ctx.metrics.clone());
+/// Serves the ingest endpoint once the caches are synced, until the process ends. The
+/// store `writer` and the `status.energy` loop run as tasks of their own.
+pub async fn run(
+    ctx: Arc<Context>,
+    args: &config::IngestArgs,
+    writer: Writer,
+    energy_status: Arc<EnergyStatus>,
+) -> anyhow::Result<()> {
     let auth = Authenticator::new(
         ctx.client.clone(),
         ctx.stores.pods.clone(),
@@ -109,42 +111,14 @@ pub async fn run(ctx: Arc<Context>, args: config::IngestArgs) -> anyhow::Result<
         ctx.clone(),
         auth,
         writer,
-        energy_status.clone(),
+        energy_status,
         args.retention().samples,
         args.max_gpu_watts,
     ));
-    let accounting = crate::energy_status::run(
-        ctx.clone(),
-        store,
-        args.store_config(),
-        args.retention(),
-        energy_status,
-    );
-    let serving = async {
-        // Billing needs the sites, nodes, pods and jobs: a report taken before the caches
-        // are full would be stored unbilled. Until then agents buffer and retry.
-        wait_ready(&ctx.stores.jobs).await;
-        wait_ready(&ctx.stores.pods).await;
-        wait_ready(&ctx.stores.nodes).await;
-        wait_ready(&ctx.stores.sites).await;
-        serve(args.ingest_addr, ingest).await
-    };
-    tokio::select! {
-        result = serving => result.and(Err(anyhow::anyhow!("the ingest server stopped"))),
-        _ = writer_task => Err(anyhow::anyhow!("the energy store writer stopped")),
-        () = accounting => Err(anyhow::anyhow!("the energy status loop stopped")),
-    }
-}
-
-/// Waits for a cache's first full list (polled: the store keeps one waker only).
-async fn wait_ready<K: kube::Resource + Clone + 'static>(store: &kube::runtime::reflector::Store<K>)
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
-        .await
-        .is_err()
-    {}
+    // Billing needs the sites, nodes, pods and jobs: a report taken before the caches are
+    // full would be stored unbilled. Until then agents buffer and retry.
+    ctx.caches_synced().await;
+    serve(args.ingest_addr, ingest).await
 }
 
 /// The router, separate from the listener so tests and benches can serve it anywhere.
@@ -234,14 +208,8 @@ async fn handle(
     ingest.auth.check(&identity, &report.node).await?;
     validate::validate_against_node(&report, &node_gpus(ingest, &report.node))?;
 
-    let index = ingest.sites.get(|| {
-        SiteIndex::build(
-            &ingest.ctx.stores.nodes.state(),
-            &ingest.ctx.stores.sites.state(),
-            &ingest.ctx.stores.pods.state(),
-        )
-    });
-    let site = site_context(ingest, &index, &report, now_ms);
+    let topology = ingest.ctx.topology.recent(TOPOLOGY_MAX_AGE);
+    let site = site_context(ingest, &topology, &report, now_ms);
     let attribution = attribute(ingest, &report);
     let billed = bill(&report, site.as_ref(), &attribution.jobs, now_ms);
     for gpu in report.gpus.iter().filter(|g| g.energy_counter_reset) {
@@ -286,7 +254,7 @@ async fn handle(
                 telemetry.record_job(job, *watts, at_s);
             }
             if let (Some(watts), Some(model)) =
-                (billed.busy_gpu_watts, index.node_model.get(&report.node))
+                (billed.busy_gpu_watts, topology.gpu_model(&report.node))
             {
                 telemetry.record_model(model, watts, at_s);
             }
@@ -354,17 +322,13 @@ async fn read_body(body: Body) -> Result<axum::body::Bytes, Rejection> {
 /// The site of the report's node and the window it is billed with.
 fn site_context(
     ingest: &Ingest,
-    index: &SiteIndex,
+    topology: &Topology,
     report: &AgentReport,
     now_ms: i64,
 ) -> Option<SiteContext> {
-    let site_name = index.node_site.get(&report.node)?;
-    let site = index.sites.get(site_name)?;
-    let nodes = index
-        .site_nodes
-        .get(site_name)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let site_name = topology.site_of(&report.node)?;
+    let site = topology.site(site_name)?;
+    let nodes = topology.nodes_of(site_name);
     let now_s = now_ms.div_euclid(1000);
     let own_w: f64 = report.gpus.iter().map(|g| g.mean_power_w).sum();
     let telemetry = &ingest.ctx.telemetry;
@@ -375,8 +339,8 @@ fn site_context(
         .filter(|n| **n != report.node)
         .map(|n| {
             telemetry.node_gpu_power_w(n, now_s).unwrap_or_else(|| {
-                let model = index.node_model.get(n);
-                let per_gpu = model
+                let per_gpu = topology
+                    .gpu_model(n)
                     .and_then(|m| {
                         model_watts
                             .get(m)
@@ -384,14 +348,14 @@ fn site_context(
                     })
                     .copied()
                     .unwrap_or(engine.default_gpu_watts);
-                per_gpu * f64::from(index.node_running_gpus.get(n).copied().unwrap_or(0))
+                per_gpu * f64::from(topology.held_gpus(n))
             })
         })
         .sum();
     let middle_s = (report.window_start_ms + report.window_end_ms).div_euclid(2000);
     let supply_kw = supply_now_kw(&site_supply(site, middle_s), middle_s);
     Some(SiteContext {
-        name: site_name.clone(),
+        name: site_name.to_owned(),
         window: SiteWindow {
             gpu_power_w: own_w + others_w,
             base_power_w: ingest.ctx.node_base_watts * nodes.len() as f64,

@@ -1,17 +1,19 @@
 //! The campaign for the Lease and its renewal; see the module documentation of
 //! [`crate::leader`].
 
+use std::time::Duration;
+
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
-use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::lease_config::LeaseConfig;
 use super::leadership::{LeaderView, Leadership, LeaseError};
+use super::lease_config::LeaseConfig;
 
+/// The result of one look at the Lease.
 #[derive(Debug, PartialEq, Eq)]
 enum Attempt {
     /// This replica holds the Lease, just written.

@@ -73,4 +73,3 @@ pub enum LeaseError {
         reason: String,
     },
 }
-

@@ -40,9 +40,9 @@
 //! - `elector`: the [`Elector`] that campaigns for the Lease and renews it.
 
 mod elector;
-mod lease_config;
 mod leadership;
+mod lease_config;
 
 pub use elector::Elector;
-pub use lease_config::{LeaderArgs, LeaseConfig};
 pub use leadership::{LeaderView, Leadership, LeaseError};
+pub use lease_config::{LeaderArgs, LeaseConfig};

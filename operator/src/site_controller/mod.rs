@@ -36,12 +36,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::Selector;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Resource, ResourceExt};
 use tracing::{debug, info, warn};
 use verdant_crds::{EnergySite, EnergySiteStatus, plant_from_site};
@@ -51,11 +50,8 @@ use crate::energy::forecast::build::DECAY_TIME_S;
 use crate::energy::forecast::site::{Deps, ForecastState, compose, next_refresh_s, refresh};
 use crate::energy::forecast::{ForecastSettings, SiteForecast, http};
 use crate::metrics::label;
-use crate::snapshot::assign_nodes_to_sites;
 use crate::time_scale::TimeScale;
-use status::{
-    LoadInputs, StatusInputs, build_status, describe_overlap, running_gpus_by_node, site_load,
-};
+use status::{LoadInputs, StatusInputs, build_status, describe_overlap, site_load};
 
 /// The field manager of the EnergySite status.
 pub const FIELD_MANAGER: &str = "verdant-energysite";
@@ -140,23 +136,23 @@ pub enum SiteError {
     },
 }
 
-/// Runs the EnergySite controller until the process ends; `scale` is `--time-scale`.
-pub async fn run(ctx: Arc<Context>, args: SiteArgs, scale: TimeScale) {
+/// Runs the EnergySite controller until the process ends, on the `sites` the shared
+/// watch hands it; `scale` is `--time-scale`.
+pub async fn run(
+    ctx: Arc<Context>,
+    sites: impl Stream<Item = Arc<EnergySite>> + Send + 'static,
+    args: SiteArgs,
+    scale: TimeScale,
+) {
     // Loads are computed from nodes and pods: wait for their caches.
-    for ready in [
-        Box::pin(wait_ready(&ctx.stores.nodes))
-            as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-        Box::pin(wait_ready(&ctx.stores.pods)),
-        Box::pin(wait_ready(&ctx.stores.sites)),
-    ] {
-        ready.await;
-    }
+    ctx.synced.wait().await;
     let settings = args.forecast_settings(scale);
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
     let client = ctx.client.clone();
+    let reader = ctx.stores.sites.clone();
     let site_ctx = Arc::new(SiteContext {
         recorder: Recorder::new(client.clone(), reporter),
         http: http::client(&settings),
@@ -165,20 +161,13 @@ pub async fn run(ctx: Arc<Context>, args: SiteArgs, scale: TimeScale) {
         sites: Mutex::default(),
         ctx,
     });
-    let (reader, writer) = reflector::store();
     // Only spec changes (generation) trigger: the controller's own status writes must not.
-    let changes = reflector(
-        writer,
-        watcher(Api::<EnergySite>::all(client), watcher::Config::default()),
-    )
-    .default_backoff()
-    .applied_objects()
-    .predicate_filter(predicates::generation, Default::default());
+    let changes = sites.filter(spec_changed());
     info!(
         period_s = args.site_status_seconds,
         "EnergySite controller started"
     );
-    Controller::for_stream(changes, reader)
+    Controller::for_shared_stream(changes, reader)
         .with_config(ControllerConfig::default().concurrency(8))
         .run(reconcile, error_policy, site_ctx)
         .for_each(|result| async move {
@@ -189,14 +178,15 @@ pub async fn run(ctx: Arc<Context>, args: SiteArgs, scale: TimeScale) {
         .await;
 }
 
-async fn wait_ready<K: kube::Resource + Clone + 'static>(store: &reflector::Store<K>)
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
-        .await
-        .is_err()
-    {}
+/// A filter that lets a site through when it is new or its spec changed (its
+/// `metadata.generation`), like `predicates::generation` on a watch.
+fn spec_changed() -> impl FnMut(&Arc<EnergySite>) -> std::future::Ready<bool> {
+    let mut seen: HashMap<(String, Option<String>), Option<i64>> = HashMap::new();
+    move |site| {
+        let key = (site.name_any(), site.metadata.uid.clone());
+        let generation = site.metadata.generation;
+        std::future::ready(seen.insert(key, generation) != Some(generation))
+    }
 }
 
 /// Transient failures are retried after a few seconds.
@@ -258,26 +248,18 @@ pub async fn reconcile(site: Arc<EnergySite>, sc: Arc<SiteContext>) -> Result<Ac
         .map(|plant| compose(&memory.forecast, &site, plant, &sc.settings, now_s))
         .map_err(Clone::clone);
 
-    let nodes = ctx.stores.nodes.state();
-    let pods = ctx.stores.pods.state();
-    // Nodes are assigned against the sites the shared cache holds; this site's own spec
-    // (which may be newer) stands in for its cached copy.
-    let mut sites_view: Vec<Arc<EnergySite>> = all_sites
+    // The site comes from the shared cache the topology is built from, so both have
+    // this spec.
+    let topology = ctx.topology.current();
+    let site_nodes: Vec<&k8s_openapi::api::core::v1::Node> = topology
+        .nodes
         .iter()
-        .filter(|s| s.name_any() != name)
-        .cloned()
-        .collect();
-    sites_view.push(site.clone());
-    let (assignment, overlaps) = assign_nodes_to_sites(&nodes, &sites_view);
-    let site_nodes: Vec<&k8s_openapi::api::core::v1::Node> = nodes
-        .iter()
-        .filter(|n| assignment.get(&n.name_any()) == Some(&name))
+        .filter(|n| topology.site_of(&n.name_any()) == Some(name.as_str()))
         .map(|n| n.as_ref())
         .collect();
-    let running_gpus = running_gpus_by_node(&pods);
     let load = site_load(&LoadInputs {
         nodes: &site_nodes,
-        running_gpus: &running_gpus,
+        running_gpus: topology.running_gpus(),
         telemetry: &ctx.telemetry,
         engine: &ctx.engine,
         node_base_w: ctx.node_base_watts,
@@ -294,7 +276,7 @@ pub async fn reconcile(site: Arc<EnergySite>, sc: Arc<SiteContext>) -> Result<Ac
         forecast: forecast.as_ref(),
         selector_error,
         load: &load,
-        overlap: describe_overlap(&name, &overlaps),
+        overlap: describe_overlap(&name, topology.overlaps()),
         now,
     });
     if status != previous {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use verdant_core::placement::EngineConfig;
@@ -13,7 +13,7 @@ use crate::energy::forecast::SiteForecast;
 use crate::labels::GPU_PRODUCT_LABEL;
 use crate::status::set_condition;
 use crate::telemetry::Telemetry;
-use crate::workload::pod_gpus;
+use crate::topology::Overlap;
 
 /// Condition: the status is usable.
 pub const READY: &str = "Ready";
@@ -24,19 +24,6 @@ pub const NODE_SELECTOR_OVERLAP: &str = "NodeSelectorOverlap";
 /// Condition: the load exceeds the renewable output; its `lastTransitionTime` says since
 /// when, and drives the GreenOnly grace period of the scheduling cycle.
 pub const RENEWABLE_DEFICIT: &str = "RenewableDeficit";
-
-/// GPUs of running pods per node name.
-pub fn running_gpus_by_node(pods: &[Arc<Pod>]) -> HashMap<String, u32> {
-    let mut by_node: HashMap<String, u32> = HashMap::new();
-    for pod in pods {
-        let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_ref());
-        if let (true, Some(node)) = (running, node) {
-            *by_node.entry(node.clone()).or_default() += pod_gpus(pod);
-        }
-    }
-    by_node
-}
 
 /// A site's facility load.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -245,16 +232,18 @@ pub fn headroom_negative_since(sites: &[Arc<EnergySite>]) -> HashMap<String, i64
         .collect()
 }
 
-/// What this site's overlaps with others say, if any: `(site it counts for, other site,
-/// node)` triples as `assign_nodes_to_sites` reports them.
-pub fn describe_overlap(site: &str, overlaps: &[(String, String, String)]) -> Option<String> {
+/// What this site's overlaps with others say, if any.
+pub fn describe_overlap(site: &str, overlaps: &[Overlap]) -> Option<String> {
     let mut others: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     let mut counts_here = true;
-    for (first, second, node) in overlaps {
-        if first == site {
-            others.entry(second).or_default().push(node);
-        } else if second == site {
-            others.entry(first).or_default().push(node);
+    for overlap in overlaps {
+        if overlap.site == site {
+            others
+                .entry(&overlap.other_site)
+                .or_default()
+                .push(&overlap.node);
+        } else if overlap.other_site == site {
+            others.entry(&overlap.site).or_default().push(&overlap.node);
             counts_here = false;
         }
     }
@@ -410,10 +399,12 @@ mod tests {
 
     #[test]
     fn overlaps_are_described_from_both_sides() {
-        let overlaps = vec![
-            ("a".to_owned(), "b".to_owned(), "n1".to_owned()),
-            ("a".to_owned(), "b".to_owned(), "n2".to_owned()),
-        ];
+        let overlap = |node: &str| Overlap {
+            site: "a".into(),
+            other_site: "b".into(),
+            node: node.into(),
+        };
+        let overlaps = vec![overlap("n1"), overlap("n2")];
         let a = describe_overlap("a", &overlaps).unwrap();
         assert!(
             a.starts_with("2 node(s) (n1, n2) also selected by EnergySite b"),

@@ -22,12 +22,15 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use kube::runtime::reflector::Store;
 use serde::Serialize;
 use verdant_core::placement::EngineConfig;
+use verdant_crds::TrainingJob;
 
-use crate::context::{Context, Stores};
+use crate::context::Context;
 use crate::plan::Plan;
 use crate::telemetry::Telemetry;
+use crate::topology::SharedTopology;
 use views::ViewInputs;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
@@ -37,8 +40,10 @@ const STYLE_CSS: &str = include_str!("assets/style.css");
 /// What the dashboard reads.
 #[derive(Clone)]
 pub struct WebState {
-    /// The reflector caches.
-    pub stores: Stores,
+    /// The TrainingJobs cache.
+    pub jobs: Store<TrainingJob>,
+    /// Nodes, pods and sites, and which site powers each node.
+    pub topology: Arc<SharedTopology>,
     /// The last cycle's decisions.
     pub plan: Arc<Plan>,
     /// Measured power from the agents.
@@ -51,7 +56,8 @@ impl WebState {
     /// The handles of the operator's context.
     pub fn from_context(ctx: &Context) -> Self {
         Self {
-            stores: ctx.stores.clone(),
+            jobs: ctx.stores.jobs.clone(),
+            topology: ctx.topology.clone(),
             plan: ctx.plan.clone(),
             telemetry: ctx.telemetry.clone(),
             engine: ctx.engine.clone(),
@@ -59,16 +65,12 @@ impl WebState {
     }
 
     fn view<T>(&self, f: impl FnOnce(&ViewInputs<'_>) -> T) -> T {
-        let jobs = self.stores.jobs.state();
-        let pods = self.stores.pods.state();
-        let nodes = self.stores.nodes.state();
-        let sites = self.stores.sites.state();
+        let jobs = self.jobs.state();
+        let topology = self.topology.current();
         let decisions = self.plan.with(|p| p.decisions.clone());
         f(&ViewInputs {
             jobs: &jobs,
-            pods: &pods,
-            nodes: &nodes,
-            sites: &sites,
+            topology: &topology,
             decisions: &decisions,
             telemetry: &self.telemetry,
             engine: &self.engine,

@@ -12,9 +12,9 @@ use verdant_crds::{EnergySite, TrainingJob};
 
 use super::views::{self, ViewInputs};
 use super::{WebState, router};
-use crate::context::Stores;
 use crate::plan::Plan;
 use crate::telemetry::Telemetry;
+use crate::topology::{SharedTopology, Topology};
 
 const NOW: &str = "2026-11-29T12:00:00Z";
 
@@ -93,6 +93,7 @@ struct Fixture {
     pods: Vec<Arc<Pod>>,
     nodes: Vec<Arc<Node>>,
     sites: Vec<Arc<EnergySite>>,
+    topology: Topology,
     decisions: HashMap<String, Decision>,
     telemetry: Telemetry,
     engine: EngineConfig,
@@ -115,7 +116,18 @@ fn fixture() -> Fixture {
             message: "renewables cover 40 % now; 93 % expected at 13:00".to_owned(),
         },
     );
+    let pods = vec![
+        Arc::new(pod("runs-0", "solar-a-gpu-0", 4)),
+        Arc::new(pod("runs-1", "solar-a-gpu-1", 4)),
+    ];
+    let nodes = vec![
+        Arc::new(node("solar-a-gpu-0", "solar-a", 8)),
+        Arc::new(node("solar-a-gpu-1", "solar-a", 8)),
+        Arc::new(node("elsewhere-gpu-0", "elsewhere", 8)),
+    ];
+    let sites = vec![Arc::new(site())];
     Fixture {
+        topology: Topology::build(nodes.clone(), sites.clone(), pods.clone()),
         jobs: vec![
             Arc::new(job(
                 "waits",
@@ -131,16 +143,9 @@ fn fixture() -> Fixture {
                         "renewablePercent": 75.0, "co2Grams": 190.0}}),
             )),
         ],
-        pods: vec![
-            Arc::new(pod("runs-0", "solar-a-gpu-0", 4)),
-            Arc::new(pod("runs-1", "solar-a-gpu-1", 4)),
-        ],
-        nodes: vec![
-            Arc::new(node("solar-a-gpu-0", "solar-a", 8)),
-            Arc::new(node("solar-a-gpu-1", "solar-a", 8)),
-            Arc::new(node("elsewhere-gpu-0", "elsewhere", 8)),
-        ],
-        sites: vec![Arc::new(site())],
+        pods,
+        nodes,
+        sites,
         decisions,
         telemetry,
         engine: EngineConfig::default(),
@@ -151,9 +156,7 @@ impl Fixture {
     fn inputs(&self) -> ViewInputs<'_> {
         ViewInputs {
             jobs: &self.jobs,
-            pods: &self.pods,
-            nodes: &self.nodes,
-            sites: &self.sites,
+            topology: &self.topology,
             decisions: &self.decisions,
             telemetry: &self.telemetry,
             engine: &self.engine,
@@ -253,12 +256,12 @@ async fn serve(f: &Fixture) -> String {
     plan.with(|p| p.decisions = f.decisions.clone());
     let telemetry = Arc::new(Telemetry::default());
     let state = WebState {
-        stores: Stores {
-            jobs: filled(&f.jobs),
-            pods: filled(&f.pods),
-            nodes: filled(&f.nodes),
-            sites: filled(&f.sites),
-        },
+        jobs: filled(&f.jobs),
+        topology: Arc::new(SharedTopology::new(
+            filled(&f.nodes),
+            filled(&f.pods),
+            filled(&f.sites),
+        )),
         plan,
         telemetry,
         engine: EngineConfig::default(),

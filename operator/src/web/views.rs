@@ -9,19 +9,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use serde::Serialize;
 use verdant_core::placement::{Action, Decision, EngineConfig};
-use verdant_crds::{EnergySite, ForecastProvider, TrainingJob};
+use verdant_crds::{ForecastProvider, TrainingJob};
 
 use crate::constraints::node_cordoned;
 use crate::labels::{GPU_PRODUCT_LABEL, GPU_RESOURCE};
 use crate::scheduler::phase_name;
-use crate::site_controller::status::running_gpus_by_node;
-use crate::snapshot::{assign_nodes_to_sites, job_id, node_ready};
 use crate::telemetry::Telemetry;
+use crate::topology::{Topology, job_id};
 
 /// `GET /api/v1/sites`.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -214,12 +213,8 @@ pub struct NodeView {
 pub struct ViewInputs<'a> {
     /// TrainingJobs.
     pub jobs: &'a [Arc<TrainingJob>],
-    /// Pods.
-    pub pods: &'a [Arc<Pod>],
-    /// Nodes.
-    pub nodes: &'a [Arc<Node>],
-    /// EnergySites.
-    pub sites: &'a [Arc<EnergySite>],
+    /// Nodes, pods and sites, and which site powers each node.
+    pub topology: &'a Topology,
     /// The last cycle's decisions by `namespace/name`.
     pub decisions: &'a HashMap<String, Decision>,
     /// Measured power.
@@ -263,20 +258,20 @@ fn condition_view(c: &Condition) -> ConditionView {
 
 /// The sites document.
 pub fn sites(inputs: &ViewInputs<'_>) -> SiteList {
-    let (assignment, _) = assign_nodes_to_sites(inputs.nodes, inputs.sites);
-    let running = running_gpus_by_node(inputs.pods);
+    let topology = inputs.topology;
+    let running = topology.running_gpus();
     let mut per_site: HashMap<&str, (usize, u32, u32)> = HashMap::new();
-    for node in inputs.nodes {
+    for node in &topology.nodes {
         let name = node.name_any();
-        if let Some(site) = assignment.get(&name) {
-            let entry = per_site.entry(site.as_str()).or_default();
+        if let Some(site) = topology.site_of(&name) {
+            let entry = per_site.entry(site).or_default();
             entry.0 += 1;
             entry.1 += node_gpus(node);
             entry.2 += running.get(&name).copied().unwrap_or(0);
         }
     }
     let now_s = inputs.now.as_second();
-    let mut sites: Vec<SiteView> = inputs
+    let mut sites: Vec<SiteView> = topology
         .sites
         .iter()
         .map(|site| {
@@ -423,15 +418,15 @@ pub fn jobs(inputs: &ViewInputs<'_>, filter: impl Fn(&JobView) -> bool) -> JobLi
 
 /// The nodes document: nodes with GPUs or powered by a site; `site` keeps one site's.
 pub fn nodes(inputs: &ViewInputs<'_>, site: Option<&str>) -> NodeList {
-    let (assignment, _) = assign_nodes_to_sites(inputs.nodes, inputs.sites);
-    let running = running_gpus_by_node(inputs.pods);
+    let topology = inputs.topology;
+    let running = topology.running_gpus();
     let now_s = inputs.now.as_second();
-    let mut nodes: Vec<NodeView> = inputs
+    let mut nodes: Vec<NodeView> = topology
         .nodes
         .iter()
         .filter_map(|node| {
             let name = node.name_any();
-            let node_site = assignment.get(&name).cloned();
+            let node_site = topology.site_of(&name).map(str::to_owned);
             let gpus = node_gpus(node);
             if gpus == 0 && node_site.is_none() {
                 return None;
@@ -453,7 +448,7 @@ pub fn nodes(inputs: &ViewInputs<'_>, site: Option<&str>) -> NodeList {
                         (per_gpu * f64::from(gpus_in_use), "estimated")
                     }
                 };
-            let ready = node_ready(node);
+            let ready = topology.is_ready(&name);
             Some(NodeView {
                 site: node_site,
                 gpu_model: model,

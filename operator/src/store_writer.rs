@@ -1,5 +1,6 @@
-//! Group commit: one task writes the reports of all concurrent requests in one
-//! transaction, and answers each request only after the commit.
+//! The energy store's writer. Group commit: one task writes the reports of all
+//! concurrent requests in one transaction, and answers each request only after the
+//! commit.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,11 +28,14 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task; it ends when every [`Writer`] is dropped.
-    pub fn spawn(store: StoreCell, metrics: Arc<Metrics>) -> (Writer, tokio::task::JoinHandle<()>) {
+    /// A writer, and its task (for the supervisor to run); the task ends when every
+    /// [`Writer`] is dropped.
+    pub fn new(
+        store: StoreCell,
+        metrics: Arc<Metrics>,
+    ) -> (Writer, impl Future<Output = ()> + Send + 'static) {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, receiver, metrics));
-        (Writer { queue }, task)
+        (Writer { queue }, run(store, receiver, metrics))
     }
 
     /// Stores a report; returns after the commit.

@@ -1,0 +1,143 @@
+//! The operator's watches of the cluster: each kind watched once, into a reflector cache
+//! every task reads, and subscriptions for the controllers that react to changes.
+//!
+//! # Expected flow
+//! [`watch_all`] gives a [`Watched`] cache and the watch that fills it (a task of the
+//! supervisor). On every change the watch calls its `on_change` hook (wake the
+//! scheduling cycle, invalidate the [`Topology`](crate::topology::Topology)) and hands
+//! the object to each live subscription. [`Synced`] is awaited once by the tasks that
+//! must not act on half-filled caches.
+//!
+//! # Guarantees
+//! - A subscription starts with every object in the cache when it is first polled, then
+//!   sees each change; a controller that starts late (a follower that becomes leader)
+//!   still reconciles every object.
+//! - A subscription registers only when first polled: a follower that never leads buffers
+//!   nothing, and the watch never waits on a slow subscriber (the channels are
+//!   unbounded; a subscriber that goes away is dropped).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::mpsc::{UnboundedSender, unbounded};
+use futures::{Stream, StreamExt};
+use kube::api::Api;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::watch;
+
+/// A cache of every `K` in the cluster, and subscriptions to its changes.
+pub struct Watched<K: kube::Resource<DynamicType = ()> + 'static> {
+    /// The cache.
+    pub store: Store<K>,
+    subscribers: Arc<Mutex<Vec<UnboundedSender<Arc<K>>>>>,
+}
+
+impl<K> Watched<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    /// Every object in the cache when first polled, then every object the watch applies
+    /// or deletes.
+    pub fn subscribe(&self) -> impl Stream<Item = Arc<K>> + Send + 'static {
+        let (subscribers, store) = (self.subscribers.clone(), self.store.clone());
+        futures::stream::once(async move {
+            let (tx, rx) = unbounded();
+            subscribers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(tx);
+            // Registered first: an object that changes meanwhile comes twice, never never.
+            futures::stream::iter(store.state()).chain(rx)
+        })
+        .flatten()
+    }
+}
+
+/// The cache `writer` fills with every `K` in the cluster, and the watch that fills it;
+/// `on_change` runs after each change is in the cache.
+pub fn watch_all<K>(
+    client: &kube::Client,
+    writer: reflector::store::Writer<K>,
+    on_change: impl Fn() + Send + 'static,
+) -> (Watched<K>, impl Future<Output = ()> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let store = writer.as_reader();
+    let subscribers: Arc<Mutex<Vec<UnboundedSender<Arc<K>>>>> = Arc::default();
+    let fan_out = subscribers.clone();
+    let watch = reflector::reflector(
+        writer,
+        watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
+    )
+    .default_backoff()
+    .touched_objects()
+    .for_each(move |object| {
+        on_change();
+        if let Ok(object) = object {
+            let object = Arc::new(object);
+            let mut subscribers = fan_out.lock().unwrap_or_else(|p| p.into_inner());
+            subscribers.retain(|tx| tx.unbounded_send(object.clone()).is_ok());
+        }
+        async {}
+    });
+    (Watched { store, subscribers }, watch)
+}
+
+/// Whether the cluster caches (nodes, pods, sites) have their first full list; set once
+/// by [`await_synced`], awaited by every task that needs them.
+#[derive(Clone)]
+pub struct Synced(watch::Receiver<bool>);
+
+impl Synced {
+    /// Whether the caches are synced now.
+    pub fn is_synced(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until the caches are synced; never returns if the sync task is gone (the
+    /// process is exiting then).
+    pub async fn wait(&self) {
+        let mut synced = self.0.clone();
+        if synced.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The flag, and the task that sets it once `caches` are all ready.
+pub fn await_synced(
+    caches: Vec<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
+) -> (Synced, impl Future<Output = ()> + Send + 'static) {
+    let (tx, rx) = watch::channel(false);
+    let task = async move {
+        for cache in caches {
+            cache.await;
+        }
+        tx.send_replace(true);
+        // The flag lives as long as the process: a closed channel would read as "never".
+        std::future::pending::<()>().await;
+    };
+    (Synced(rx), task)
+}
+
+/// Waits until a cache has its first full list. The store's readiness future keeps one
+/// waker only (the controller waits on the jobs store too), so it is polled with a short
+/// timeout rather than awaited once.
+pub async fn wait_ready<K: kube::Resource + Clone + 'static>(store: Store<K>)
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready())
+        .await
+        .is_err()
+    {}
+}
