@@ -12,8 +12,9 @@
 //!    cap lifts (`brownout.rs`).
 //! 3. Walk pending and suspended jobs in queue order (`queue.rs`, `pending.rs`): what fits
 //!    now (`survey.rs`), then each gets `Place`, `Defer` or `Wait` according to its policy
-//!    (`policy.rs`), made and worded by `outcome.rs`; placements update the buckets and
-//!    timelines at once, so later jobs see them.
+//!    (`policy.rs`; both green policies climb one ladder, `green.rs`), made and worded by
+//!    `outcome.rs`; placements update the buckets and timelines at once, so later jobs
+//!    see them.
 //! 4. The first job that cannot start now becomes the head of the queue and reserves GPUs
 //!    (and, if it waits for green power, headroom) for its future start; later jobs only
 //!    backfill around it (`reservation.rs`).
@@ -38,6 +39,7 @@
 mod brownout;
 mod cycle;
 mod decision;
+mod green;
 mod headroom;
 mod outcome;
 mod packing;
