@@ -252,9 +252,39 @@ pub enum JobPhase {
 }
 
 impl JobPhase {
+    /// Every phase, in the order of a job's life.
+    pub const ALL: [JobPhase; 7] = [
+        JobPhase::Pending,
+        JobPhase::Deferred,
+        JobPhase::Starting,
+        JobPhase::Running,
+        JobPhase::Suspended,
+        JobPhase::Succeeded,
+        JobPhase::Failed,
+    ];
+
     /// Whether the job has finished for good.
     pub fn is_finished(self) -> bool {
         matches!(self, JobPhase::Succeeded | JobPhase::Failed)
+    }
+
+    /// The phase as `status.phase` writes it (and the metrics, Events and web view show it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobPhase::Pending => "Pending",
+            JobPhase::Deferred => "Deferred",
+            JobPhase::Starting => "Starting",
+            JobPhase::Running => "Running",
+            JobPhase::Suspended => "Suspended",
+            JobPhase::Succeeded => "Succeeded",
+            JobPhase::Failed => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for JobPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -352,6 +382,16 @@ mod tests {
         );
         let longest_pod = format!("{}-1023", "a".repeat(MAX_NAME_LENGTH));
         assert_eq!(longest_pod.len(), 63, "a pod hostname is a DNS label");
+    }
+
+    #[test]
+    fn phase_names_are_the_apis() {
+        for phase in JobPhase::ALL {
+            assert_eq!(
+                serde_json::to_value(phase).unwrap(),
+                serde_json::json!(phase.as_str())
+            );
+        }
     }
 
     #[test]

@@ -5,29 +5,66 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
+use serde::Deserialize;
 
 use crate::labels::RESTART_LABEL;
 use crate::workload::pod_name;
 
+/// A pod's `status.phase`, as Kubernetes writes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum PodPhase {
+    /// Accepted, not all containers running yet (also: no status yet).
+    #[default]
+    Pending,
+    /// Bound, every container started.
+    Running,
+    /// Every container ended with success.
+    Succeeded,
+    /// A container ended in failure.
+    Failed,
+    /// The kubelet does not report (or a phase this code does not know).
+    Unknown,
+}
+
+impl PodPhase {
+    /// Reads `status.phase`; none yet is `Pending`, as for the kubelet.
+    pub fn of(pod: &Pod) -> PodPhase {
+        match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
+            None | Some("Pending") => PodPhase::Pending,
+            Some("Running") => PodPhase::Running,
+            Some("Succeeded") => PodPhase::Succeeded,
+            Some("Failed") => PodPhase::Failed,
+            Some(_) => PodPhase::Unknown,
+        }
+    }
+
+    /// Whether the pod ended (successfully or not).
+    pub fn is_finished(self) -> bool {
+        matches!(self, PodPhase::Succeeded | PodPhase::Failed)
+    }
+}
+
 /// One replica's pod, as far as the lifecycle cares.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct ReplicaPod {
     /// The pod's name.
     pub name: String,
     /// The node it is bound to.
+    #[serde(default)]
     pub node: Option<String>,
-    /// `status.phase` (Pending, Running, Succeeded, Failed, Unknown).
-    pub phase: String,
-    /// Whether the pod is being deleted.
-    pub deleting: bool,
+    /// `status.phase`.
+    #[serde(default)]
+    pub phase: PodPhase,
 }
 
 /// The gang of the current attempt, by replica index, plus pods of earlier attempts.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct Gang {
     /// Replica pods of the current attempt (`None`: not created or not yet in the cache).
+    #[serde(default)]
     pub replicas: Vec<Option<ReplicaPod>>,
     /// Pods of earlier attempts, or being deleted, still present.
+    #[serde(default)]
     pub stale: Vec<String>,
 }
 
@@ -88,17 +125,10 @@ pub fn observe(
             p.labels().get(RESTART_LABEL) == Some(&restart_label)
                 && p.metadata.deletion_timestamp.is_none()
         });
-        gang.replicas.push(pod.map(|p| {
-            ReplicaPod {
-                name: name.clone(),
-                node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
-                phase: p
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.clone())
-                    .unwrap_or_else(|| "Pending".to_owned()),
-                deleting: false,
-            }
+        gang.replicas.push(pod.map(|p| ReplicaPod {
+            name: name.clone(),
+            node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
+            phase: PodPhase::of(p),
         }));
     }
     for (name, pod) in pods {
@@ -113,12 +143,12 @@ pub fn observe(
 impl Gang {
     /// Replicas whose pod succeeded.
     pub fn succeeded(&self) -> usize {
-        self.count_phase("Succeeded")
+        self.count_phase(PodPhase::Succeeded)
     }
 
     /// Replicas whose pod runs.
     pub fn running(&self) -> usize {
-        self.count_phase("Running")
+        self.count_phase(PodPhase::Running)
     }
 
     /// Replicas whose pod exists and is bound.
@@ -145,7 +175,16 @@ impl Gang {
         !self.replicas.is_empty() && self.running() + self.succeeded() == self.replicas.len()
     }
 
-    fn count_phase(&self, phase: &str) -> usize {
+    /// Whether a pod of the current attempt still runs or waits to (neither succeeded nor
+    /// failed).
+    pub fn any_unfinished(&self) -> bool {
+        self.replicas
+            .iter()
+            .flatten()
+            .any(|r| !r.phase.is_finished())
+    }
+
+    fn count_phase(&self, phase: PodPhase) -> usize {
         self.replicas
             .iter()
             .flatten()
@@ -161,14 +200,14 @@ impl Gang {
         node_exists: impl Fn(&str) -> bool,
     ) -> Option<GangProblem> {
         for replica in self.replicas.iter().flatten() {
-            if replica.phase == "Failed" {
+            if replica.phase == PodPhase::Failed {
                 return Some(GangProblem::PodFailed {
                     pod: replica.name.clone(),
                     node: replica.node.clone(),
                 });
             }
             if let Some(node) = &replica.node
-                && replica.phase != "Succeeded"
+                && replica.phase != PodPhase::Succeeded
                 && !node_exists(node)
             {
                 return Some(GangProblem::NodeLost {

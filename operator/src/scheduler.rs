@@ -181,21 +181,11 @@ fn prune_assumed(assumed: &mut HashMap<String, Assumed>, jobs: &[Arc<TrainingJob
 }
 
 fn record_metrics(ctx: &Context, jobs: &[Arc<TrainingJob>]) {
-    let mut phases: BTreeMap<&'static str, i64> = [
-        "Pending",
-        "Deferred",
-        "Starting",
-        "Running",
-        "Suspended",
-        "Succeeded",
-        "Failed",
-    ]
-    .into_iter()
-    .map(|p| (p, 0))
-    .collect();
+    let mut phases: BTreeMap<&'static str, i64> =
+        JobPhase::ALL.into_iter().map(|p| (p.as_str(), 0)).collect();
     for job in jobs {
         let phase = job.status.as_ref().map(|s| s.phase).unwrap_or_default();
-        *phases.entry(phase_name(phase)).or_default() += 1;
+        *phases.entry(phase.as_str()).or_default() += 1;
     }
     for (phase, count) in phases {
         ctx.metrics
@@ -236,18 +226,5 @@ fn record_node_reports(ctx: &Context, nodes: &[Arc<k8s_openapi::api::core::v1::N
         if let Some(at_s) = ctx.telemetry.node_last_report_s(&name) {
             family.get_or_create(&label("node", &name)).set(at_s);
         }
-    }
-}
-
-/// The name of a phase, as in the API.
-pub fn phase_name(phase: JobPhase) -> &'static str {
-    match phase {
-        JobPhase::Pending => "Pending",
-        JobPhase::Deferred => "Deferred",
-        JobPhase::Starting => "Starting",
-        JobPhase::Running => "Running",
-        JobPhase::Suspended => "Suspended",
-        JobPhase::Succeeded => "Succeeded",
-        JobPhase::Failed => "Failed",
     }
 }

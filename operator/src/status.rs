@@ -10,10 +10,6 @@ use verdant_crds::{JobPhase, TrainingJob, TrainingJobStatus};
 use crate::error::{Error, Result};
 use crate::labels::FIELD_MANAGER;
 use crate::reason::Reason;
-use crate::scheduler::phase_name;
-
-/// The condition set while `spec.energy.deadline` was already past at creation.
-pub const DEADLINE_IN_PAST: &str = "DeadlineInPast";
 
 /// Sets the phase with its reason and message, and the standard conditions that follow:
 /// `Scheduled` carries the last scheduling decision; the condition named after the phase
@@ -44,12 +40,13 @@ pub fn set_phase(
         now,
     );
     let phase_conditions = [
-        ("Running", JobPhase::Running),
-        ("Suspended", JobPhase::Suspended),
-        ("Succeeded", JobPhase::Succeeded),
-        ("Failed", JobPhase::Failed),
+        JobPhase::Running,
+        JobPhase::Suspended,
+        JobPhase::Succeeded,
+        JobPhase::Failed,
     ];
-    for (type_, when) in phase_conditions {
+    for when in phase_conditions {
+        let type_ = when.as_str();
         if phase == when {
             set_condition(
                 &mut status.conditions,
@@ -62,7 +59,7 @@ pub fn set_phase(
             );
         } else {
             let not = format!("Not{type_}");
-            let phase_text = format!("the job is {}", phase_name(phase));
+            let phase_text = format!("the job is {phase}");
             set_condition(
                 &mut status.conditions,
                 type_,
@@ -177,18 +174,16 @@ pub fn warn_deadline_in_past(
     now: jiff::Timestamp,
 ) -> Option<String> {
     let message = deadline_in_past(job)?;
-    if status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == DEADLINE_IN_PAST)
-    {
+    // The condition is named after its reason.
+    let type_ = Reason::DeadlineInPast.as_str();
+    if status.conditions.iter().any(|c| c.type_ == type_) {
         return None;
     }
     set_condition(
         &mut status.conditions,
-        DEADLINE_IN_PAST,
+        type_,
         true,
-        Reason::DeadlineInPast.as_str(),
+        type_,
         &message,
         job.metadata.generation,
         now,
@@ -250,7 +245,7 @@ pub async fn write(
     .await
     .map_err(Error::kube(format!(
         "writing the status ({}) of TrainingJob {}",
-        phase_name(status.phase),
+        status.phase,
         job.name_any()
     )))?;
     Ok(())
@@ -339,7 +334,7 @@ mod tests {
         let condition = &status.conditions[0];
         assert_eq!(
             (condition.type_.as_str(), condition.status.as_str()),
-            (DEADLINE_IN_PAST, "True")
+            ("DeadlineInPast", "True")
         );
         assert_eq!(condition.reason, "DeadlineInPast");
         assert_eq!(
@@ -360,7 +355,7 @@ mod tests {
             status
                 .conditions
                 .iter()
-                .any(|c| c.type_ == DEADLINE_IN_PAST)
+                .any(|c| c.type_ == "DeadlineInPast")
         );
     }
 

@@ -18,7 +18,6 @@ use verdant_crds::{ForecastProvider, TrainingJob};
 
 use crate::constraints::node_cordoned;
 use crate::labels::{GPU_PRODUCT_LABEL, GPU_RESOURCE};
-use crate::scheduler::phase_name;
 use crate::telemetry::Telemetry;
 use crate::topology::{Topology, job_id};
 
@@ -378,7 +377,7 @@ pub fn jobs(inputs: &ViewInputs<'_>, filter: impl Fn(&JobView) -> bool) -> JobLi
             JobView {
                 namespace: job.namespace().unwrap_or_default(),
                 name: job.name_any(),
-                phase: phase_name(status.phase).to_owned(),
+                phase: status.phase.as_str().to_owned(),
                 site: status.site.clone(),
                 nodes: status.nodes.clone(),
                 replicas: job.spec.replicas,

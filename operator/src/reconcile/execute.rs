@@ -1,0 +1,331 @@
+//! The executor: performs a [`transition`](super::transition)'s effects against the API
+//! server and writes the status, once, with server-side apply.
+//!
+//! # Guarantees
+//! - No partial gang holds GPUs: pods are bound only after all of them exist.
+//! - No duplicates: pod names are `<job>-<index>`, so a retried creation finds the pod.
+//! - The status is written before any pod of a new placement exists, and after the pods
+//!   it says are gone were deleted.
+//!
+//! # Caveats
+//! The caches may lag the API server by a moment: creation treats "already exists" as
+//! success (unless the pod is of an earlier attempt: then the gang waits for it to go),
+//! binding treats "already bound" as success, deletion treats "not found" as success.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::Event;
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
+use verdant_crds::{TrainingJob, TrainingJobStatus};
+
+use super::effect::{Effect, Outcome, Requeue};
+use crate::context::Context;
+use crate::error::{Error, Result, rejection};
+use crate::labels::{FIELD_MANAGER, MANAGED_BY_LABEL, RESTART_LABEL};
+use crate::lifecycle::Gang;
+use crate::metrics::label;
+use crate::reason::Reason;
+use crate::status;
+use crate::topology::job_id;
+use crate::workload::{build_pod, build_service, pod_name};
+
+/// Carries out the outcomes of one job's pass.
+pub struct Executor<'a> {
+    ctx: &'a Context,
+    job: &'a TrainingJob,
+    api: &'a Api<TrainingJob>,
+    pods: Api<Pod>,
+    gang: &'a Gang,
+    now: jiff::Timestamp,
+}
+
+impl<'a> Executor<'a> {
+    /// An executor for `job`, whose pods were observed as `gang`.
+    pub fn new(
+        ctx: &'a Context,
+        job: &'a TrainingJob,
+        api: &'a Api<TrainingJob>,
+        gang: &'a Gang,
+        now: jiff::Timestamp,
+    ) -> Self {
+        let namespace = job.namespace().unwrap_or_default();
+        Executor {
+            ctx,
+            job,
+            api,
+            pods: Api::namespaced(ctx.client.clone(), &namespace),
+            gang,
+            now,
+        }
+    }
+
+    /// Applies `outcome` to a job whose status is `written`: the deletions, the status
+    /// (if it changed), then the rest of the effects in order. Returns when to look again.
+    pub async fn apply(&self, written: &TrainingJobStatus, outcome: &Outcome) -> Result<Action> {
+        let (before, after): (Vec<&Effect>, Vec<&Effect>) = outcome
+            .effects
+            .iter()
+            .partition(|e| matches!(e, Effect::DeletePods { .. } | Effect::ForgetAssumed));
+        for effect in before {
+            self.effect(effect).await?;
+        }
+        if outcome.status != *written {
+            status::write(self.api, self.job, &outcome.status).await?;
+        }
+        let mut requeue = match outcome.requeue {
+            Requeue::After(after) => Action::requeue(after),
+            Requeue::AwaitChange => Action::await_change(),
+        };
+        for effect in after {
+            if !self.effect(effect).await? {
+                requeue = Action::requeue(Duration::from_secs(1));
+            }
+        }
+        Ok(requeue)
+    }
+
+    /// Performs one effect. `Ok(false)`: the gang waits for pods of an earlier attempt to
+    /// go away.
+    async fn effect(&self, effect: &Effect) -> Result<bool> {
+        match effect {
+            Effect::DeletePods { why } => {
+                info!(job = %job_id(self.job), reason = %why, "deleting the gang's pods");
+                delete_owned_pods(&self.pods, self.job).await?;
+            }
+            Effect::ForgetAssumed => self.ctx.plan.forget_assumed(&job_id(self.job)),
+            Effect::EnsureGang {
+                site,
+                nodes,
+                restart,
+            } => return self.ensure_gang(*restart, site, nodes).await,
+            Effect::DeleteJob { ttl_s } => self.delete_job(*ttl_s).await?,
+            Effect::WakeScheduler => self.ctx.wake_scheduler.notify_one(),
+            Effect::Event {
+                reason,
+                message,
+                action,
+            } => self.publish(*reason, message, action).await,
+        }
+        Ok(true)
+    }
+
+    /// Creates the missing pods of the gang, then binds every unbound one. Returns false
+    /// while pods of an earlier attempt are still going away.
+    async fn ensure_gang(&self, restart: i32, site: &str, nodes: &[String]) -> Result<bool> {
+        let job = self.job;
+        let job_name = job.name_any();
+        self.ensure_service().await?;
+        let mut to_bind: Vec<(String, String)> = Vec::new();
+        for (index, node) in nodes.iter().enumerate() {
+            let index = index as u32;
+            let name = pod_name(&job_name, index);
+            match self.gang.replicas.get(index as usize).cloned().flatten() {
+                Some(pod) if pod.node.is_some() => continue,
+                Some(_) => to_bind.push((name, node.clone())),
+                None => {
+                    let pod = build_pod(job, index, site, node, restart);
+                    let params = PostParams {
+                        field_manager: Some(FIELD_MANAGER.to_owned()),
+                        ..Default::default()
+                    };
+                    match self.pods.create(&params, &pod).await {
+                        Ok(_) => to_bind.push((name, node.clone())),
+                        Err(kube::Error::Api(e)) if e.code == 409 => {
+                            match self.existing_pod(&name, restart).await? {
+                                Existing::OfEarlierAttempt => return Ok(false),
+                                Existing::Unbound => to_bind.push((name, node.clone())),
+                                Existing::Bound => {}
+                            }
+                        }
+                        Err(e) => return Err(creation_error(format!("pod {name}"), e)),
+                    }
+                }
+            }
+        }
+        // Only now, with every pod of the gang in existence, do any of them get GPUs.
+        for (name, node) in &to_bind {
+            self.bind(name, node).await?;
+        }
+        if !to_bind.is_empty() {
+            let created_s = job
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(self.now.as_second(), |t| t.0.as_second());
+            self.ctx
+                .metrics
+                .placement_latency
+                .observe((self.now.as_second() - created_s).max(0) as f64);
+            info!(job = %job_id(job), %site, pods = to_bind.len(), "gang bound");
+        }
+        Ok(true)
+    }
+
+    /// A pod the cache did not show yet already exists: is it this attempt's?
+    async fn existing_pod(&self, name: &str, restart: i32) -> Result<Existing> {
+        let existing = self
+            .pods
+            .get(name)
+            .await
+            .map_err(Error::kube(format!("reading pod {name}")))?;
+        let current = existing.labels().get(RESTART_LABEL) == Some(&restart.to_string())
+            && existing.metadata.deletion_timestamp.is_none();
+        if !current {
+            info!(job = %job_id(self.job), pod = %name, "waiting for the pod of an earlier attempt to go away");
+            return Ok(Existing::OfEarlierAttempt);
+        }
+        let bound = existing
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some();
+        Ok(if bound {
+            Existing::Bound
+        } else {
+            Existing::Unbound
+        })
+    }
+
+    async fn bind(&self, pod: &str, node: &str) -> Result<()> {
+        let binding = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Binding",
+            "metadata": {"name": pod},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+        });
+        match self
+            .pods
+            .create_subresource::<serde_json::Value, serde_json::Value>(
+                "binding",
+                pod,
+                &PostParams::default(),
+                &binding,
+            )
+            .await
+        {
+            Ok(_) => {
+                self.ctx.metrics.pods_bound.inc();
+                Ok(())
+            }
+            // Already bound (the cache lagged behind an earlier binding).
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(e) => Err(Error::kube(format!("binding pod {pod} to node {node}"))(e)),
+        }
+    }
+
+    async fn ensure_service(&self) -> Result<()> {
+        let namespace = self.job.namespace().unwrap_or_default();
+        let services: Api<Service> = Api::namespaced(self.ctx.client.clone(), &namespace);
+        let name = self.job.name_any();
+        services
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&build_service(self.job)),
+            )
+            .await
+            .map_err(|e| creation_error(format!("the headless Service {name}"), e))?;
+        Ok(())
+    }
+
+    async fn delete_job(&self, ttl_s: i32) -> Result<()> {
+        let name = self.job.name_any();
+        info!(job = %job_id(self.job), ttl_s, "deleting finished job: ttlSecondsAfterFinished passed");
+        match self.api.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(Error::kube(format!("deleting finished TrainingJob {name}"))(e)),
+        }
+    }
+
+    /// Publishes an Event on the job, of the reason's type, and counts the decision.
+    async fn publish(&self, reason: Reason, message: &str, action: &str) {
+        self.ctx
+            .metrics
+            .decisions
+            .get_or_create(&label("reason", reason.as_str()))
+            .inc();
+        let event = Event {
+            type_: reason.event_type(),
+            reason: reason.as_str().to_owned(),
+            note: Some(message.chars().take(1000).collect()),
+            action: action.to_owned(),
+            secondary: None,
+        };
+        let on = self.job.object_ref(&());
+        if let Err(e) = self.ctx.recorder.publish(&event, &on).await {
+            warn!(job = %job_id(self.job), error = %e, "could not publish event");
+        }
+    }
+}
+
+/// A pod that already existed when the gang's was created.
+enum Existing {
+    OfEarlierAttempt,
+    Unbound,
+    Bound,
+}
+
+/// A failed creation: `Rejected` when the API server refused the object as invalid (no
+/// retry can help), else a transient API error.
+fn creation_error(object: String, error: kube::Error) -> Error {
+    match rejection(&error) {
+        Some(message) => Error::Rejected { object, message },
+        None => Error::kube(format!("creating {object}"))(error),
+    }
+}
+
+/// Deletes every pod the job owns, found by the job's UID in their owner references
+/// rather than by a label selector made of the job's name: that works for any name, so
+/// the operator can always delete what it created.
+pub async fn delete_owned_pods(pods: &Api<Pod>, job: &TrainingJob) -> Result<()> {
+    let job_name = job.name_any();
+    let managed = format!("{MANAGED_BY_LABEL}=verdant");
+    let listed = pods
+        .list(&ListParams::default().labels(&managed))
+        .await
+        .map_err(Error::kube(format!("listing the pods of {job_name}")))?;
+    let uid = job.uid();
+    for pod in listed.items.iter().filter(|p| owned_by(p, uid.as_deref())) {
+        let name = pod.name_any();
+        match pods.delete(&name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                return Err(Error::kube(format!("deleting pod {name} of {job_name}"))(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `uid` is the controller owner of `pod`.
+fn owned_by(pod: &Pod, uid: Option<&str>) -> bool {
+    uid.is_some_and(|uid| {
+        pod.owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && o.uid == uid)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_are_found_by_their_controller_owner() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "x-0", "ownerReferences": [
+                {"apiVersion": "verdant.dev/v1alpha1", "kind": "TrainingJob", "name": "x", "uid": "u1", "controller": true}
+            ]}
+        }))
+        .unwrap();
+        assert!(owned_by(&pod, Some("u1")));
+        assert!(!owned_by(&pod, Some("u2")));
+        assert!(!owned_by(&pod, None));
+    }
+}

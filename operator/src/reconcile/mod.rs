@@ -1,0 +1,146 @@
+//! The TrainingJob reconcile: observes one job, asks the pure [`transition`] what its
+//! status should be and what must happen, and lets the [`execute`] module do it.
+//!
+//! # Expected flow
+//! watch event → [`reconcile`] (through the finalizer) → observe: the job, its pods from
+//! the cache as a [`Gang`](crate::lifecycle::Gang), the nodes that exist, and the cycle's
+//! decision and assumed placement from the [`Plan`](crate::plan::Plan) →
+//! [`transition::transition`] → [`execute::Executor::apply`]: pods deleted, the status
+//! written once, the gang created and bound, Events published, the scheduler woken.
+//!
+//! # Guarantees
+//! - Restart safety: the placement is in the status before any pod exists, so an operator
+//!   killed mid-gang finishes the same gang after it restarts.
+//! - A job whose pods or Service the API server rejects (HTTP 400/422) can never run as
+//!   specified: it fails at once with `FailedCreate` and a Warning Event
+//!   ([`transition::rejected`]), its pods are deleted and the engine no longer counts it,
+//!   so it holds no capacity. (That pass writes the status a second time: the rejection
+//!   is only known once the placement was written and the gang attempted.)
+//! - A deleted job's pods and Service go with it ([`cleanup`], under a finalizer).
+
+pub mod effect;
+pub mod execute;
+pub mod transition;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use tracing::{info, warn};
+use verdant_crds::TrainingJob;
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::labels::FINALIZER;
+use crate::lifecycle::observe;
+use crate::metrics::label;
+use crate::topology::{job_id, pods_of_job};
+use execute::{Executor, delete_owned_pods};
+use transition::{Observed, Plan, transition};
+
+/// Reconciles one TrainingJob.
+pub async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Requeue> {
+    ctx.metrics.reconciliations.inc();
+    let namespace = job.namespace().ok_or_else(|| {
+        Error::Invalid(format!("TrainingJob {} has no namespace", job.name_any()))
+    })?;
+    let api: Api<TrainingJob> = Api::namespaced(ctx.client.clone(), &namespace);
+    finalizer(&api, FINALIZER, job, |event| async {
+        match event {
+            FinalizerEvent::Apply(job) => apply(job, &ctx, &api).await,
+            FinalizerEvent::Cleanup(job) => cleanup(job, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Transient errors are retried with a short delay; invalid objects wait for a change.
+pub fn error_policy(job: Arc<TrainingJob>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&label("error", error.metric_label()))
+        .inc();
+    warn!(job = %job_id(&job), %error, "reconcile failed");
+    if error.is_invalid() {
+        Requeue::await_change()
+    } else {
+        Requeue::requeue(Duration::from_secs(5))
+    }
+}
+
+/// Observes the job, decides, and carries the decision out.
+async fn apply(job: Arc<TrainingJob>, ctx: &Context, api: &Api<TrainingJob>) -> Result<Requeue> {
+    let now = jiff::Timestamp::now();
+    let previous = job.status.clone().unwrap_or_default();
+    let all_pods = ctx.stores.pods.state();
+    let gang = observe(
+        &job.name_any(),
+        job.spec.replicas.max(0) as u32,
+        previous.restarts,
+        &pods_of_job(&job, &all_pods),
+    );
+    let nodes: BTreeSet<String> = ctx
+        .stores
+        .nodes
+        .state()
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    let observed = Observed {
+        job: &job,
+        gang: &gang,
+        nodes: &nodes,
+    };
+    let (decision, assumed) = ctx.plan.for_job(&job_id(&job));
+    let outcome = transition(&observed, &Plan { decision, assumed }, now);
+    let executor = Executor::new(ctx, &job, api, &gang, now);
+    match executor.apply(&previous, &outcome).await {
+        Err(Error::Rejected { object, message }) => {
+            warn!(job = %job_id(&job), %object, %message, "the API server rejected the job's workload; the job fails");
+            ctx.metrics
+                .reconcile_errors
+                .get_or_create(&label("error", "invalid"))
+                .inc();
+            // The rejection came from creating the gang, after the status was written.
+            let failed = transition::rejected(&observed, &outcome.status, &object, &message, now);
+            executor.apply(&outcome.status, &failed).await
+        }
+        other => other,
+    }
+}
+
+/// Removes the job's pods and Service: nothing else would (no garbage collector needed).
+async fn cleanup(job: Arc<TrainingJob>, ctx: &Context) -> Result<Requeue> {
+    let namespace = job.namespace().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    delete_owned_pods(&pods, &job).await?;
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
+    match services
+        .delete(&job.name_any(), &DeleteParams::default())
+        .await
+    {
+        Ok(_) => {}
+        // 400: a name no Service can have (a job from before names were validated).
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 400 => {}
+        Err(e) => {
+            return Err(Error::kube(format!(
+                "deleting the Service of deleted TrainingJob {}",
+                job.name_any()
+            ))(e));
+        }
+    }
+    let id = job_id(&job);
+    ctx.plan.with(|p| {
+        p.assumed.remove(&id);
+        p.decisions.remove(&id);
+    });
+    ctx.wake_scheduler.notify_one();
+    info!(job = %id, "cleaned up pods and Service of deleted job");
+    Ok(Requeue::await_change())
+}

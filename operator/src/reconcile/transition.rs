@@ -1,0 +1,418 @@
+//! The TrainingJob state machine, pure: from what is observed (the job, its pods, the
+//! nodes) and what the scheduling cycle decided, the status the job should have and the
+//! effects that make it so. No client, no clock, no I/O: the executor
+//! ([`super::execute`]) performs the effects and writes the status.
+//!
+//! # Expected flow
+//! Pending/Deferred → (the cycle decides Place, an assumed placement) → Starting with site
+//! and nodes, and [`Effect::EnsureGang`] → Running when every replica runs → Succeeded
+//! when every replica succeeded. A failed replica or lost node tears the whole gang down
+//! ([`Effect::DeletePods`]) and places it again (`restarts`++) up to `backoffLimit`, then
+//! Failed. `runPolicy.suspend`, the engine's `Suspend`, and `activeDeadlineSeconds` delete
+//! the pods too; a finished job is deleted once `ttlSecondsAfterFinished` has passed.
+//!
+//! # Guarantees
+//! - One outcome per pass: a new status (written once, if it changed) and the effects in
+//!   the order they must happen (see [`Effect`]).
+//! - One Event per change of phase, reason or power cap, and one Warning the first time a
+//!   deadline is seen in the past: derived from the observed and the new status alone
+//!   ([`events`]), so a retried pass publishes nothing twice once its status is written.
+//!
+//! # Assumptions
+//! The observed gang is of the current attempt (`status.restarts`); pods still missing
+//! from the cache count as lost only once the gang had fully started.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use verdant_core::placement::{Action, Decision};
+use verdant_crds::{JobPhase, TrainingJob, TrainingJobStatus};
+
+use super::effect::{Effect, Outcome, Requeue, events};
+use crate::lifecycle::Gang;
+use crate::reason::{EngineReason, Reason};
+use crate::snapshot::Assumed;
+use crate::status::{self, all_replicas, clear_placement};
+
+/// What the reconcile observed of one job.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The job, with its status as cached.
+    pub job: &'a TrainingJob,
+    /// What its pods say.
+    pub gang: &'a Gang,
+    /// The names of the nodes that exist.
+    pub nodes: &'a BTreeSet<String>,
+}
+
+/// What the last scheduling cycle said about the job.
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// The cycle's decision, if the job was in its view.
+    pub decision: Option<Decision>,
+    /// A placement decided and not yet in the job's cached status.
+    pub assumed: Option<Assumed>,
+}
+
+/// Decides the next status of a job and the effects that make it true.
+pub fn transition(observed: &Observed<'_>, plan: &Plan, now: jiff::Timestamp) -> Outcome {
+    let previous = observed.job.status.clone().unwrap_or_default();
+    let mut pass = Pass::new(observed, previous.clone(), now);
+    pass.status.observed_generation = observed.job.metadata.generation;
+    status::warn_deadline_in_past(&mut pass.status, observed.job, now);
+    let requeue = pass.step(plan);
+    pass.finish(&previous, requeue)
+}
+
+/// The API server rejected the job's pods or Service while `attempted` was carried out:
+/// the job can never run as specified. It fails, its pods go, and the engine stops
+/// counting it. Events are those from the observed status to the failed one.
+pub fn rejected(
+    observed: &Observed<'_>,
+    attempted: &TrainingJobStatus,
+    object: &str,
+    message: &str,
+    now: jiff::Timestamp,
+) -> Outcome {
+    let previous = observed.job.status.clone().unwrap_or_default();
+    let mut pass = Pass::new(observed, attempted.clone(), now);
+    pass.delete_pods("the API server rejected the job's workload");
+    pass.effects.push(Effect::ForgetAssumed);
+    clear_placement(&mut pass.status);
+    pass.set_phase(
+        JobPhase::Failed,
+        Reason::FailedCreate,
+        format!(
+            "the API server rejected {object}: {message}; the job cannot run as specified: fix spec.template and create it again"
+        ),
+    );
+    let requeue = pass.finished();
+    pass.finish(&previous, requeue)
+}
+
+/// One pass in the making: the status as it becomes, and the effects so far.
+struct Pass<'a> {
+    job: &'a TrainingJob,
+    gang: &'a Gang,
+    nodes: &'a BTreeSet<String>,
+    now: jiff::Timestamp,
+    status: TrainingJobStatus,
+    effects: Vec<Effect>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(observed: &Observed<'a>, status: TrainingJobStatus, now: jiff::Timestamp) -> Self {
+        Pass {
+            job: observed.job,
+            gang: observed.gang,
+            nodes: observed.nodes,
+            now,
+            status,
+            effects: Vec::new(),
+        }
+    }
+
+    fn finish(mut self, previous: &TrainingJobStatus, requeue: Requeue) -> Outcome {
+        self.effects.extend(events(previous, &self.status));
+        Outcome {
+            status: self.status,
+            effects: self.effects,
+            requeue,
+        }
+    }
+
+    fn set_phase(&mut self, phase: JobPhase, reason: Reason, message: String) {
+        let generation = self.job.metadata.generation;
+        status::set_phase(
+            &mut self.status,
+            phase,
+            reason,
+            message,
+            generation,
+            self.now,
+        );
+    }
+
+    fn reason_is(&self, reason: Reason) -> bool {
+        self.status.reason.as_deref() == Some(reason.as_str())
+    }
+
+    fn delete_pods(&mut self, why: &str) {
+        self.effects.push(Effect::DeletePods {
+            why: why.to_owned(),
+        });
+    }
+
+    fn wake_scheduler(&mut self) {
+        self.effects.push(Effect::WakeScheduler);
+    }
+
+    fn deadline(&self) -> Option<jiff::Timestamp> {
+        let limit_s = self.job.spec.run_policy.active_deadline_seconds;
+        status::active_deadline_at(limit_s, &self.status)
+    }
+
+    /// The job just finished: its capacity is free, and its TTL starts.
+    fn finished(&mut self) -> Requeue {
+        self.status.completion_time = Some(Time(self.now));
+        self.wake_scheduler();
+        self.ttl()
+    }
+
+    /// Deletes a finished job once its TTL has passed.
+    fn ttl(&mut self) -> Requeue {
+        let (Some(ttl_s), Some(done)) = (
+            self.job.spec.run_policy.ttl_seconds_after_finished,
+            &self.status.completion_time,
+        ) else {
+            return Requeue::AwaitChange;
+        };
+        let left_s = done.0.as_second() + i64::from(ttl_s) - self.now.as_second();
+        if left_s > 0 {
+            return Requeue::secs(left_s as u64);
+        }
+        self.effects.push(Effect::DeleteJob { ttl_s });
+        Requeue::AwaitChange
+    }
+
+    fn step(&mut self, plan: &Plan) -> Requeue {
+        if self.status.phase.is_finished() {
+            if self.status.phase == JobPhase::Failed && self.gang.any_unfinished() {
+                self.delete_pods("the job failed");
+            }
+            return self.ttl();
+        }
+        if self.job.spec.run_policy.suspend {
+            return self.suspended_by_user();
+        }
+        if self.status.phase == JobPhase::Suspended && self.reason_is(Reason::SuspendedByUser) {
+            // Still Suspended: the engine queues it as a suspended job and resumes it
+            // (`Resumed`) under its policy, like a job suspended for renewables.
+            self.set_phase(
+                JobPhase::Suspended,
+                Reason::Resuming,
+                "runPolicy.suspend is false again: waiting for the next scheduling cycle to resume the job".into(),
+            );
+            self.wake_scheduler();
+            return Requeue::secs(2);
+        }
+        if let Some(deadline) = self.deadline()
+            && self.now > deadline
+        {
+            return self.deadline_exceeded();
+        }
+        match self.status.phase {
+            JobPhase::Starting | JobPhase::Running => self.placed(plan.decision.as_ref()),
+            JobPhase::Pending | JobPhase::Deferred | JobPhase::Suspended => self.waiting(plan),
+            JobPhase::Succeeded | JobPhase::Failed => Requeue::AwaitChange,
+        }
+    }
+
+    fn suspended_by_user(&mut self) -> Requeue {
+        if self.gang.any_pod() {
+            self.delete_pods("runPolicy.suspend is true");
+        }
+        if !(self.status.phase == JobPhase::Suspended && self.reason_is(Reason::SuspendedByUser)) {
+            self.set_phase(
+                JobPhase::Suspended,
+                Reason::SuspendedByUser,
+                "runPolicy.suspend is true: pods deleted gracefully (the template's grace period lets training checkpoint); set it to false to resume".into(),
+            );
+            status::suspend(&mut self.status);
+            self.effects.push(Effect::ForgetAssumed);
+        }
+        Requeue::AwaitChange
+    }
+
+    fn deadline_exceeded(&mut self) -> Requeue {
+        let started = self.status.start_time.as_ref().map(|t| t.0);
+        let limit_s = self.job.spec.run_policy.active_deadline_seconds;
+        self.delete_pods("activeDeadlineSeconds exceeded");
+        self.set_phase(
+            JobPhase::Failed,
+            Reason::DeadlineExceeded,
+            format!(
+                "the job ran longer than runPolicy.activeDeadlineSeconds ({} s) since it last started running at {}; pods deleted",
+                limit_s.unwrap_or_default(),
+                started.map(|t| t.to_string()).unwrap_or_default()
+            ),
+        );
+        self.finished()
+    }
+
+    /// A placed gang: restart it if broken, finish it, apply power decisions, complete
+    /// its start.
+    fn placed(&mut self, decision: Option<&Decision>) -> Requeue {
+        let nodes = self.nodes;
+        let node_exists = |name: &str| nodes.contains(name);
+        let planned_node_lost = self.status.nodes.iter().find(|n| !node_exists(n));
+        let problem = self
+            .gang
+            .problem(self.status.phase == JobPhase::Running, node_exists)
+            .map(|p| p.describe())
+            .or_else(|| planned_node_lost.map(|n| format!("planned node {n} disappeared")));
+        if let Some(problem) = problem {
+            return self.restart(&problem);
+        }
+        if self.gang.all_succeeded() {
+            let site = self.status.site.clone().unwrap_or_default();
+            let replicas = all_replicas(self.gang.replicas.len());
+            self.set_phase(
+                JobPhase::Succeeded,
+                Reason::Completed,
+                format!("{replicas} completed at {site}"),
+            );
+            return self.finished();
+        }
+        if let Some(decision) = decision {
+            match &decision.action {
+                // The engine suspends interruptible jobs only: GreenOnly ones in a
+                // brown-out, GreenPreferred ones with slack in a brown-out or to make room
+                // for a job at its latest start.
+                Action::Suspend if self.job.spec.energy.interruptible => {
+                    self.delete_pods(&decision.message);
+                    status::suspend(&mut self.status);
+                    self.set_phase(
+                        JobPhase::Suspended,
+                        decision.reason.into(),
+                        decision.message.clone(),
+                    );
+                    self.wake_scheduler();
+                    return Requeue::secs(30);
+                }
+                _ => status::apply_power_decision(&mut self.status, decision),
+            }
+        }
+        if self.status.phase == JobPhase::Starting {
+            return self.starting();
+        }
+        Requeue::After(status::next_check(self.deadline(), self.now))
+    }
+
+    /// NCCL does not survive a lost rank: the whole gang goes, and is placed again while
+    /// `backoffLimit` allows.
+    fn restart(&mut self, problem: &str) -> Requeue {
+        self.delete_pods(problem);
+        self.effects.push(Effect::ForgetAssumed);
+        clear_placement(&mut self.status);
+        let limit = self.job.spec.run_policy.backoff_limit;
+        let restarts = self.status.restarts;
+        if restarts >= limit {
+            self.set_phase(
+                JobPhase::Failed,
+                Reason::BackoffLimitExceeded,
+                format!(
+                    "{problem}; the gang was already restarted {restarts} time(s), runPolicy.backoffLimit is {limit}"
+                ),
+            );
+            return self.finished();
+        }
+        self.status.restarts += 1;
+        self.set_phase(
+            JobPhase::Pending,
+            Reason::GangRestart,
+            format!(
+                "{problem}; NCCL cannot survive a lost rank, so the whole gang was torn down and will be placed again (restart {} of at most {limit})",
+                restarts + 1
+            ),
+        );
+        self.wake_scheduler();
+        Requeue::secs(2)
+    }
+
+    /// A gang that is starting: make sure every pod exists and is bound; Running once
+    /// every replica runs.
+    fn starting(&mut self) -> Requeue {
+        let site = self.status.site.clone().unwrap_or_default();
+        self.effects.push(Effect::EnsureGang {
+            site: site.clone(),
+            nodes: self.status.nodes.clone(),
+            restart: self.status.restarts,
+        });
+        if !self.gang.all_running() {
+            return Requeue::secs(2);
+        }
+        status::mark_running(&mut self.status, self.now);
+        let reason = self
+            .status
+            .reason
+            .as_deref()
+            .and_then(Reason::from_code)
+            .unwrap_or(Reason::Engine(EngineReason::Running));
+        let message = format!(
+            "{} running at {site}; {}",
+            all_replicas(self.gang.replicas.len()),
+            self.status.message.clone().unwrap_or_default()
+        );
+        self.set_phase(JobPhase::Running, reason, message);
+        Requeue::After(status::next_check(self.deadline(), self.now))
+    }
+
+    /// A job waiting for a placement: apply the cycle's decision.
+    fn waiting(&mut self, plan: &Plan) -> Requeue {
+        if let Some(placement) = &plan.assumed {
+            // The placement goes into the status before any pod exists: if the operator
+            // dies after writing it, it finishes this same gang after it restarts. The
+            // assumed placement stays until the cache shows it, so later cycles see the
+            // job as running.
+            self.status.site = Some(placement.site.clone());
+            self.status.nodes = placement.nodes.clone();
+            self.status.expected_start_time = None;
+            self.set_phase(
+                JobPhase::Starting,
+                placement.reason.into(),
+                placement.message.clone(),
+            );
+            self.effects.push(Effect::EnsureGang {
+                site: placement.site.clone(),
+                nodes: placement.nodes.clone(),
+                restart: self.status.restarts,
+            });
+            return Requeue::secs(1);
+        }
+        let Some(decision) = &plan.decision else {
+            if self.status.reason.is_none() {
+                self.set_phase(
+                    JobPhase::Pending,
+                    Reason::Queued,
+                    "waiting for the next scheduling cycle".into(),
+                );
+            }
+            self.wake_scheduler();
+            return Requeue::secs(5);
+        };
+        // A suspended job stays Suspended until it is placed again.
+        let suspended = self.status.phase == JobPhase::Suspended;
+        let waiting_as = |otherwise| {
+            if suspended {
+                JobPhase::Suspended
+            } else {
+                otherwise
+            }
+        };
+        let (reason, message) = (decision.reason.into(), decision.message.clone());
+        match &decision.action {
+            Action::Defer { until_s, .. } => {
+                self.set_phase(waiting_as(JobPhase::Deferred), reason, message);
+                self.status.expected_start_time = until_s
+                    .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                    .map(Time);
+            }
+            Action::Suspend => {
+                if self.gang.any_pod() {
+                    self.delete_pods(&decision.message);
+                }
+                status::suspend(&mut self.status);
+                self.set_phase(JobPhase::Suspended, reason, message);
+            }
+            _ => {
+                self.set_phase(waiting_as(JobPhase::Pending), reason, message);
+                self.status.expected_start_time = None;
+            }
+        }
+        Requeue::secs(60)
+    }
+}
+
+#[cfg(test)]
+mod tests;
