@@ -19,16 +19,20 @@
 //! file that outlives the process, as a real GPU keeps its limit when the agent that set
 //! it is killed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod demand;
+mod identity;
+mod limits_file;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use verdant_crds::wire::PodRef;
+pub use demand::{DemandSource, GpuDemand, NoPods, UTILIZATION_ANNOTATION};
+pub use identity::simulated_uuid;
 
-use super::{BackendError, GpuBackend, SampleSet};
+use crate::backend::{BackendError, GpuBackend, SampleSet};
 use crate::sample::{GpuSample, now_ms};
-
-/// The annotation that sets a pod's simulated GPU utilization, percent.
-pub const UTILIZATION_ANNOTATION: &str = "verdant.dev/simulated-gpu-utilization";
+use demand::Assignments;
+use identity::memory_gib_from_model;
 
 /// The simulated node's GPUs.
 #[derive(Clone, Debug)]
@@ -49,48 +53,6 @@ pub struct SimConfig {
     pub free_util_percent: f64,
 }
 
-/// A container's claim on GPUs, as the simulation sees it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GpuDemand {
-    /// Stable identity of the container: pod UID and container name.
-    pub key: String,
-    /// Who it is.
-    pub pod: PodRef,
-    /// GPUs it holds.
-    pub gpus: u32,
-    /// Whether it runs (a pending or terminating container holds GPUs but idles them).
-    pub running: bool,
-    /// Its utilization, percent, when the pod says so.
-    pub util_percent: Option<f64>,
-}
-
-/// Where the simulation learns which containers hold GPUs.
-pub trait DemandSource: Send {
-    /// The containers holding GPUs on this node now.
-    fn demands(&self) -> Vec<GpuDemand>;
-}
-
-/// No pods: every GPU runs at `free_util_percent`.
-pub struct NoPods;
-
-impl DemandSource for NoPods {
-    fn demands(&self) -> Vec<GpuDemand> {
-        Vec::new()
-    }
-}
-
-impl DemandSource for Vec<GpuDemand> {
-    fn demands(&self) -> Vec<GpuDemand> {
-        self.clone()
-    }
-}
-
-impl<F: Fn() -> Vec<GpuDemand> + Send> DemandSource for F {
-    fn demands(&self) -> Vec<GpuDemand> {
-        self()
-    }
-}
-
 #[derive(Clone, Debug)]
 struct SimGpu {
     uuid: String,
@@ -106,8 +68,7 @@ pub struct SimulatedBackend {
     config: SimConfig,
     source: Box<dyn DemandSource>,
     gpus: Vec<SimGpu>,
-    /// Container key → GPU indices it holds.
-    assignments: HashMap<String, Vec<u32>>,
+    assignments: Assignments,
     last_sample_ms: Option<i64>,
     min_limit_w: f64,
     memory_total_bytes: u64,
@@ -148,7 +109,7 @@ impl SimulatedBackend {
             config,
             source,
             gpus,
-            assignments: HashMap::new(),
+            assignments: Assignments::default(),
             last_sample_ms: None,
             min_limit_w,
             memory_total_bytes,
@@ -159,17 +120,7 @@ impl SimulatedBackend {
     /// Keeps the GPUs' power limits in `path` (JSON, UUID → W): read now, written at
     /// every change. A missing file means every GPU at its default.
     pub fn persist_limits_in(mut self, path: PathBuf) -> Result<Self, BackendError> {
-        let unreadable = |e: String| {
-            BackendError::Unavailable(format!(
-                "the simulated GPUs' state file {}: {e}",
-                path.display()
-            ))
-        };
-        let limits: BTreeMap<String, f64> = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(unreadable(e.to_string())),
-        };
+        let limits = limits_file::read(&path)?;
         for gpu in &mut self.gpus {
             if let Some(&w) = limits.get(&gpu.uuid)
                 && (self.min_limit_w..=self.config.max_w).contains(&w)
@@ -190,9 +141,7 @@ impl SimulatedBackend {
             .iter()
             .map(|g| (g.uuid.as_str(), g.power_limit_w))
             .collect();
-        let bytes = serde_json::to_vec_pretty(&limits).map_err(|e| e.to_string())?;
-        crate::cap_record::write_atomically(path, &bytes)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        limits_file::write(path, &limits)
     }
 
     /// Samples as of `timestamp_ms` (Unix ms; tests drive time with this). The counter
@@ -210,8 +159,8 @@ impl SimulatedBackend {
         self.last_sample_ms = Some(timestamp_ms);
 
         let demands = self.source.demands();
-        self.assign(&demands);
-        let by_gpu = self.holders(&demands);
+        self.assignments.update(&demands, self.config.gpus);
+        let by_gpu = self.assignments.holders(&demands);
 
         let mut set = SampleSet::default();
         for (index, gpu) in self.gpus.iter_mut().enumerate() {
@@ -265,49 +214,6 @@ impl SimulatedBackend {
         }
         set
     }
-
-    /// Keeps existing assignments, frees those of containers that left, and gives new
-    /// containers the lowest free indices (a container that does not fit gets none, as
-    /// the kubelet would refuse it).
-    fn assign(&mut self, demands: &[GpuDemand]) {
-        let present: BTreeSet<&str> = demands.iter().map(|d| d.key.as_str()).collect();
-        self.assignments
-            .retain(|key, _| present.contains(key.as_str()));
-        let mut used: BTreeSet<u32> = self.assignments.values().flatten().copied().collect();
-        for demand in demands {
-            if self.assignments.contains_key(&demand.key) || demand.gpus == 0 {
-                continue;
-            }
-            let free: Vec<u32> = (0..self.config.gpus)
-                .filter(|i| !used.contains(i))
-                .take(demand.gpus as usize)
-                .collect();
-            if free.len() < demand.gpus as usize {
-                tracing::warn!(
-                    pod = %format!("{}/{}", demand.pod.namespace, demand.pod.name),
-                    container = %demand.pod.container,
-                    wanted = demand.gpus,
-                    free = free.len(),
-                    "simulated node has too few free GPUs for this container; it gets none"
-                );
-                continue;
-            }
-            used.extend(&free);
-            self.assignments.insert(demand.key.clone(), free);
-        }
-    }
-
-    fn holders<'a>(&self, demands: &'a [GpuDemand]) -> HashMap<u32, &'a GpuDemand> {
-        let mut by_gpu = HashMap::new();
-        for demand in demands {
-            if let Some(indices) = self.assignments.get(&demand.key) {
-                for i in indices {
-                    by_gpu.insert(*i, demand);
-                }
-            }
-        }
-        by_gpu
-    }
 }
 
 impl GpuBackend for SimulatedBackend {
@@ -351,36 +257,10 @@ impl GpuBackend for SimulatedBackend {
     }
 }
 
-/// A stable, UUID-shaped identifier for GPU `index` of `node`.
-pub fn simulated_uuid(node: &str, index: u32) -> String {
-    let a = fnv1a64(format!("{node}/{index}/a").as_bytes());
-    let b = fnv1a64(format!("{node}/{index}/b").as_bytes());
-    format!(
-        "GPU-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xffff,
-        b >> 48,
-        b & 0xffff_ffff_ffff
-    )
-}
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// GiB of memory from a model name such as `NVIDIA H100 80GB HBM3`; 80 when it says none.
-fn memory_gib_from_model(model: &str) -> u64 {
-    model
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .find_map(|word| word.strip_suffix("GB").and_then(|n| n.parse().ok()))
-        .unwrap_or(80)
-}
-
 #[cfg(test)]
 mod tests {
+    use verdant_crds::wire::PodRef;
+
     use super::*;
 
     fn config(gpus: u32) -> SimConfig {
@@ -526,16 +406,6 @@ mod tests {
             .err()
             .unwrap();
         assert!(error.to_string().contains("gpus.json"), "{error}");
-    }
-
-    #[test]
-    fn uuids_are_stable_per_node_and_index() {
-        assert_eq!(simulated_uuid("n1", 0), simulated_uuid("n1", 0));
-        assert_ne!(simulated_uuid("n1", 0), simulated_uuid("n1", 1));
-        assert_ne!(simulated_uuid("n1", 0), simulated_uuid("n2", 0));
-        assert_eq!(simulated_uuid("n1", 0).len(), 40);
-        assert_eq!(memory_gib_from_model("NVIDIA A100-SXM4-40GB"), 40);
-        assert_eq!(memory_gib_from_model("NVIDIA L4"), 80);
     }
 
     #[test]
