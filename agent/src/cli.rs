@@ -140,7 +140,7 @@ pub struct RunArgs {
     /// the oldest reports are dropped.
     #[arg(long, env = "VERDANT_BUFFER_MAX_AGE", default_value = "1h", value_parser = parse_duration)]
     pub buffer_max_age: Duration,
-    /// Address of /metrics and /healthz.
+    /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "VERDANT_METRICS_ADDR", default_value = "0.0.0.0:9400")]
     pub metrics_addr: SocketAddr,
     /// Never set power limits (targets from the operator are logged and ignored).
