@@ -26,10 +26,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
+use verdant_core::accounting::JobRef;
 use verdant_crds::TrainingJob;
 use verdant_crds::wire::{AgentReport, RefusedGpu};
 
-use super::billing::{JobRef, job_of_pod};
+use super::billing::job_of_pod;
 
 /// Why a GPU's pod is not billed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,8 +149,8 @@ fn finished_ms(pod: &Pod) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::validate::tests::{NOW_MS, gpu, report};
     use verdant_crds::wire::PodRef;
+    use verdant_crds::wire::sample::{NOW_MS, gpu, report};
 
     fn pod(name: &str, node: Option<&str>, phase: &str, finished: Option<&str>) -> Arc<Pod> {
         let mut status = serde_json::json!({"phase": phase});

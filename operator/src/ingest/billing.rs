@@ -14,42 +14,21 @@
 //! at that window's share. GPUs of pods that are not a TrainingJob's count for the site's
 //! load but are billed to nobody.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
-use verdant_core::accounting::SiteWindow;
-use verdant_crds::wire::{AgentReport, PowerLimitTarget};
+use verdant_core::accounting::{GpuDraw, JobRef, SiteWindow, bill_jobs};
+use verdant_crds::wire::{AgentReport, GpuWindow, PowerLimitTarget};
 use verdant_crds::{EnergySite, TrainingJob};
 use verdant_store::{GpuSample, JobCharge, ReportRecord, ReportWrite, SiteBilling};
 
 use crate::labels::{GPU_PRODUCT_LABEL, JOB_NAME_LABEL};
 use crate::snapshot::{assign_nodes_to_sites, pod_finished};
 use crate::workload::pod_gpus;
-
-/// The TrainingJob a GPU works for.
-#[derive(Clone, Debug, PartialEq)]
-pub struct JobRef {
-    /// The job's uid (ledgers are keyed by it: a job re-created under the same name starts
-    /// a new ledger).
-    pub uid: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// The power cap in force (`status.powerCapPercent`), if any.
-    pub power_cap_percent: Option<i32>,
-}
-
-impl JobRef {
-    /// `namespace/name`, the engine's job id.
-    pub fn id(&self) -> String {
-        format!("{}/{}", self.namespace, self.name)
-    }
-}
 
 /// A report's site and the window it is billed with.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,14 +63,14 @@ pub fn content_hash(report: &AgentReport) -> String {
         .collect()
 }
 
-/// Bills a report. `jobs` maps GPU positions in `report.gpus` to their job. Pure.
+/// Bills a report. `jobs` maps GPU positions in `report.gpus` to their job. Pure: the
+/// arithmetic is `verdant_core::accounting::bill_jobs`; this shapes it for the store.
 pub fn bill(
     report: &AgentReport,
     site: Option<&SiteContext>,
     jobs: &HashMap<usize, JobRef>,
     received_ms: i64,
 ) -> Billed {
-    let node_gpu_power_w: f64 = report.gpus.iter().map(|g| g.mean_power_w).sum();
     let samples = report
         .gpus
         .iter()
@@ -122,55 +101,26 @@ pub fn bill(
             job_uid: jobs.get(&i).map(|j| j.uid.clone()),
         })
         .collect();
-
-    // Per job: energy, and power for the per-GPU mean, in report order.
-    let mut per_job: BTreeMap<&str, (&JobRef, f64, f64, u32)> = BTreeMap::new();
-    let mut power_limits = Vec::new();
-    for (i, g) in report.gpus.iter().enumerate() {
-        let Some(job) = jobs.get(&i) else { continue };
-        let entry = per_job
-            .entry(job.uid.as_str())
-            .or_insert((job, 0.0, 0.0, 0));
-        entry.1 += g.energy_j;
-        entry.2 += g.mean_power_w;
-        entry.3 += 1;
-        if let Some(percent) = job.power_cap_percent.filter(|p| (1..100).contains(p)) {
-            power_limits.push(PowerLimitTarget {
-                uuid: g.uuid.clone(),
-                limit_w: g.default_power_limit_w * f64::from(percent) / 100.0,
-            });
-        }
-    }
-    let charges = match site {
-        Some(site) => per_job
-            .values()
-            .map(|(job, energy_j, _, _)| {
-                let ledger = site.window.bill(*energy_j);
-                JobCharge {
-                    job_uid: job.uid.clone(),
-                    namespace: job.namespace.clone(),
-                    name: job.name.clone(),
+    let draws: Vec<GpuDraw> = report.gpus.iter().map(GpuWindow::draw).collect();
+    let window = bill_jobs(&draws, jobs, site.map(|s| &s.window));
+    let charges = site.map_or_else(Vec::new, |site| {
+        window
+            .jobs
+            .iter()
+            .filter_map(|bill| {
+                bill.ledger.map(|ledger| JobCharge {
+                    job_uid: bill.job.uid.clone(),
+                    namespace: bill.job.namespace.clone(),
+                    name: bill.job.name.clone(),
                     site: site.name.clone(),
                     energy_j: ledger.energy_j,
                     renewable_j: ledger.renewable_j,
                     grid_j: ledger.grid_j,
                     co2_g: ledger.co2_g,
-                }
+                })
             })
-            .collect(),
-        None => Vec::new(),
-    };
-    let job_watts_per_gpu = per_job
-        .values()
-        .map(|(job, _, watts, gpus)| (job.id(), watts / f64::from((*gpus).max(1))))
-        .collect();
-    let busy: Vec<f64> = report
-        .gpus
-        .iter()
-        .filter(|g| g.pod.is_some())
-        .map(|g| g.mean_power_w)
-        .collect();
-    let busy_gpu_watts = (!busy.is_empty()).then(|| busy.iter().sum::<f64>() / busy.len() as f64);
+            .collect()
+    });
 
     Billed {
         write: ReportWrite {
@@ -194,10 +144,21 @@ pub fn bill(
             samples,
             charges,
         },
-        node_gpu_power_w,
-        job_watts_per_gpu,
-        busy_gpu_watts,
-        power_limits,
+        node_gpu_power_w: window.gpu_power_w,
+        job_watts_per_gpu: window
+            .jobs
+            .iter()
+            .map(|bill| (bill.job.id(), bill.watts_per_gpu))
+            .collect(),
+        busy_gpu_watts: window.busy_gpu_watts,
+        power_limits: window
+            .power_limits
+            .iter()
+            .map(|&(i, limit_w)| PowerLimitTarget {
+                uuid: report.gpus[i].uuid.clone(),
+                limit_w,
+            })
+            .collect(),
     }
 }
 
@@ -317,7 +278,7 @@ pub fn job_of_pod(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::validate::tests::{gpu, report};
+    use verdant_crds::wire::sample::{gpu, report};
 
     fn job(uid: &str, cap: Option<i32>) -> JobRef {
         JobRef {

@@ -26,7 +26,6 @@ pub mod billing;
 pub mod config;
 pub mod metrics;
 pub mod rejection;
-pub mod validate;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,6 +41,7 @@ use axum::routing::post;
 use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 use verdant_core::accounting::{J_PER_KWH, SiteWindow};
+use verdant_crds::wire::validate;
 use verdant_crds::wire::{AgentReport, IngestResponse, MAX_REPORT_BYTES};
 use verdant_store::WriteOutcome;
 

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use verdant_crds::wire::IngestError;
+use verdant_crds::wire::validate::ReportProblem;
 
 /// A refused report.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -34,21 +35,6 @@ impl Rejection {
     /// 400: not a report (broken JSON, wrong shape).
     pub fn malformed(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "malformed", message)
-    }
-
-    /// 400: a report with impossible values.
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid", message)
-    }
-
-    /// 400: more GPUs or more power than the operator knows the node to have.
-    pub fn implausible(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "implausible", message)
-    }
-
-    /// 400: a window too old to be told from a replay, or in the future.
-    pub fn stale(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "stale", message)
     }
 
     /// 401: no token, or the API server does not accept it.
@@ -83,6 +69,19 @@ impl Rejection {
     /// 503: the token cannot be checked now (the API server is unreachable).
     pub fn auth_unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable", message)
+    }
+}
+
+/// 400: a report refused for its content (`verdant_crds::wire::validate`): impossible
+/// values (`invalid`), more GPUs or power than its node has (`implausible`), a window too
+/// old to be told from a replay or in the future (`stale`).
+impl From<ReportProblem> for Rejection {
+    fn from(problem: ReportProblem) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            problem.kind.reason(),
+            problem.message,
+        )
     }
 }
 

@@ -12,6 +12,11 @@
 //!   site's grid carbon intensity.
 //!
 //! Energies are carried in joules (watt-seconds) so sums stay exact to the watt-second.
+//! A node's report window is billed to its jobs by [`bill_jobs`].
+
+mod jobs;
+
+pub use jobs::{GpuDraw, JobBill, JobRef, WindowBill, bill_jobs};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,10 +1,11 @@
-//! Checks a report's content before anything is stored. Pure.
+//! Checks a report's content before anything is stored: its own values ([`validate`]),
+//! then what the operator knows of its node ([`validate_against_node`]). Pure. A refusal
+//! is a [`ReportProblem`] whose message names the GPU and the field; the operator answers
+//! it with a 400.
 
 use std::collections::HashSet;
 
-use verdant_crds::wire::{AgentReport, GpuWindow, REPORT_SCHEMA};
-
-use super::rejection::Rejection;
+use super::{AgentReport, GpuWindow, REPORT_SCHEMA};
 
 /// The longest report window accepted, ms.
 pub const MAX_WINDOW_MS: i64 = 3_600_000;
@@ -13,44 +14,97 @@ pub const MAX_CLOCK_SKEW_MS: i64 = 300_000;
 /// The most GPUs in one report.
 pub const MAX_GPUS: usize = 256;
 
+/// What kind of refusal a [`ReportProblem`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Impossible values (negative power, NaN, a window of no length, a GPU twice).
+    Invalid,
+    /// More GPUs or more power than the operator knows the node to have.
+    Implausible,
+    /// A window too old to be told from a replay, or in the future.
+    Stale,
+}
+
+impl ProblemKind {
+    /// The `reason` label of `verdant_ingest_rejected_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::Implausible => "implausible",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+/// Why a report is refused, for the agent's log.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ReportProblem {
+    /// What kind of refusal.
+    pub kind: ProblemKind,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl ReportProblem {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ProblemKind::Invalid, message)
+    }
+
+    fn implausible(message: impl Into<String>) -> Self {
+        Self::new(ProblemKind::Implausible, message)
+    }
+
+    fn stale(message: impl Into<String>) -> Self {
+        Self::new(ProblemKind::Stale, message)
+    }
+
+    fn new(kind: ProblemKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
 /// Checks a report. `max_age_ms` is how old a window may be: older ones could no longer
 /// be told from replays, since their idempotency keys are purged with the samples.
-pub fn validate(report: &AgentReport, now_ms: i64, max_age_ms: i64) -> Result<(), Rejection> {
+pub fn validate(report: &AgentReport, now_ms: i64, max_age_ms: i64) -> Result<(), ReportProblem> {
     if report.schema != REPORT_SCHEMA {
-        return Err(Rejection::invalid(format!(
+        return Err(ReportProblem::invalid(format!(
             "report schema {} is not supported; this operator reads schema {REPORT_SCHEMA}. Upgrade the operator or the agent so they match",
             report.schema
         )));
     }
     if report.node.is_empty() || report.node.len() > 253 {
-        return Err(Rejection::invalid(
+        return Err(ReportProblem::invalid(
             "node must be the Kubernetes node name (1 to 253 characters)",
         ));
     }
     // Saturating: the bounds are the agent's numbers, any i64.
     let duration_ms = report.window_end_ms.saturating_sub(report.window_start_ms);
     if duration_ms <= 0 || duration_ms > MAX_WINDOW_MS {
-        return Err(Rejection::invalid(format!(
+        return Err(ReportProblem::invalid(format!(
             "window [{}, {}) ms must be longer than 0 and at most {MAX_WINDOW_MS} ms",
             report.window_start_ms, report.window_end_ms
         )));
     }
     if report.window_end_ms > now_ms + MAX_CLOCK_SKEW_MS {
-        return Err(Rejection::stale(format!(
+        return Err(ReportProblem::stale(format!(
             "window ends at {} ms, {} s in the future: check the node's clock (NTP)",
             report.window_end_ms,
             (report.window_end_ms - now_ms) / 1000
         )));
     }
     if report.window_start_ms < now_ms - max_age_ms {
-        return Err(Rejection::stale(format!(
+        return Err(ReportProblem::stale(format!(
             "window starts at {} ms, older than the {} h the store keeps report keys: it cannot be told from a replay and is refused",
             report.window_start_ms,
             max_age_ms / 3_600_000
         )));
     }
     if report.gpus.len() > MAX_GPUS {
-        return Err(Rejection::invalid(format!(
+        return Err(ReportProblem::invalid(format!(
             "{} GPUs in one report; at most {MAX_GPUS}",
             report.gpus.len()
         )));
@@ -58,13 +112,13 @@ pub fn validate(report: &AgentReport, now_ms: i64, max_age_ms: i64) -> Result<()
     let mut uuids = HashSet::with_capacity(report.gpus.len());
     for gpu in &report.gpus {
         if !uuids.insert(gpu.uuid.as_str()) {
-            return Err(Rejection::invalid(format!(
+            return Err(ReportProblem::invalid(format!(
                 "GPU {} appears twice in the report",
                 gpu.uuid
             )));
         }
         validate_gpu(gpu, duration_ms).map_err(|message| {
-            Rejection::invalid(format!("GPU {} ({}): {message}", gpu.index, gpu.uuid))
+            ReportProblem::invalid(format!("GPU {} ({}): {message}", gpu.index, gpu.uuid))
         })?;
     }
     Ok(())
@@ -86,13 +140,13 @@ const POWER_MARGIN: f64 = 1.5;
 
 /// Checks a report against the operator's view of its node: no more GPUs than the node
 /// has, and no GPU drawing more than `--max-gpu-watts` allows, whatever power limits the
-/// agent reports. Refusals are `implausible` (400): the whole report, as for impossible
-/// values.
-pub fn validate_against_node(report: &AgentReport, node: &NodeGpus) -> Result<(), Rejection> {
+/// agent reports. Refusals are [`ProblemKind::Implausible`]: the whole report, as for
+/// impossible values.
+pub fn validate_against_node(report: &AgentReport, node: &NodeGpus) -> Result<(), ReportProblem> {
     if let Some(capacity) = node.capacity
         && report.gpus.len() > capacity as usize
     {
-        return Err(Rejection::implausible(format!(
+        return Err(ReportProblem::implausible(format!(
             "the report lists {} GPUs but node {} has {capacity} (its nvidia.com/gpu capacity)",
             report.gpus.len(),
             report.node
@@ -116,7 +170,7 @@ pub fn validate_against_node(report: &AgentReport, node: &NodeGpus) -> Result<()
             None
         };
         if let Some(problem) = problem {
-            return Err(Rejection::implausible(format!(
+            return Err(ReportProblem::implausible(format!(
                 "GPU {} ({}): {problem} (the operator allows {} W per GPU, --max-gpu-watts, with a {POWER_MARGIN}x margin)",
                 gpu.index, gpu.uuid, node.max_gpu_power_w
             )));
@@ -181,50 +235,9 @@ fn validate_gpu(gpu: &GpuWindow, duration_ms: i64) -> Result<(), String> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use verdant_crds::wire::PodRef;
-
-    pub(crate) const NOW_MS: i64 = 1_795_953_600_000;
-
-    pub(crate) fn gpu(index: u32, watts: f64) -> GpuWindow {
-        GpuWindow {
-            uuid: format!("GPU-{index}"),
-            index,
-            model: "NVIDIA H100 80GB HBM3".into(),
-            samples: 10,
-            mean_power_w: watts,
-            max_power_w: watts,
-            energy_j: watts * 10.0,
-            energy_counter_reset: false,
-            mean_gpu_util_percent: 50.0,
-            mean_mem_util_percent: 20.0,
-            memory_used_bytes: 1,
-            memory_total_bytes: 2,
-            temperature_c: 50.0,
-            sm_clock_mhz: 1500,
-            power_limit_w: 700.0,
-            default_power_limit_w: 700.0,
-            min_power_limit_w: 200.0,
-            max_power_limit_w: 700.0,
-            pod: Some(PodRef {
-                namespace: "ml".into(),
-                name: "llama-0".into(),
-                container: "trainer".into(),
-            }),
-        }
-    }
-
-    pub(crate) fn report(gpus: Vec<GpuWindow>) -> AgentReport {
-        AgentReport {
-            schema: REPORT_SCHEMA,
-            node: "gpu-1".into(),
-            agent_version: "0.1.0".into(),
-            window_start_ms: NOW_MS - 10_000,
-            window_end_ms: NOW_MS,
-            gpus,
-        }
-    }
+    use crate::wire::sample::{NOW_MS, gpu, report};
 
     const WEEK_MS: i64 = 7 * 86_400_000;
 
@@ -270,7 +283,7 @@ pub(crate) mod tests {
         r.window_start_ms = NOW_MS + 3_600_000;
         r.window_end_ms = NOW_MS + 3_610_000;
         let rejection = validate(&r, NOW_MS, WEEK_MS).unwrap_err();
-        assert_eq!(rejection.reason, "stale");
+        assert_eq!(rejection.kind, ProblemKind::Stale);
         assert!(rejection.message.contains("future"));
         let mut r = report(vec![gpu(0, 1.0)]);
         r.window_start_ms = NOW_MS - WEEK_MS - 20_000;
@@ -290,7 +303,7 @@ pub(crate) mod tests {
         validate_against_node(&report(vec![gpu(0, 700.0), gpu(1, 700.0)]), &node).unwrap();
         let three = report(vec![gpu(0, 1.0), gpu(1, 1.0), gpu(2, 1.0)]);
         let rejection = validate_against_node(&three, &node).unwrap_err();
-        assert_eq!(rejection.reason, "implausible");
+        assert_eq!(rejection.kind, ProblemKind::Implausible);
         assert!(
             rejection
                 .message

@@ -17,8 +17,14 @@
 //! - `401`: no token, or the API server rejected it (expired, its pod deleted, wrong
 //!   audience). Re-read the token file and retry.
 //! - `503`: the store or the API server is unavailable; retry the same report later.
+//!
+//! What a report must satisfy is in [`validate`].
+
+pub mod sample;
+pub mod validate;
 
 use serde::{Deserialize, Serialize};
+use verdant_core::accounting::GpuDraw;
 
 /// The current report schema version.
 pub const REPORT_SCHEMA: u32 = 1;
@@ -90,6 +96,18 @@ pub struct GpuWindow {
     /// The pod holding this GPU, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodRef>,
+}
+
+impl GpuWindow {
+    /// The GPU as billing reads it.
+    pub fn draw(&self) -> GpuDraw {
+        GpuDraw {
+            energy_j: self.energy_j,
+            mean_power_w: self.mean_power_w,
+            default_power_limit_w: self.default_power_limit_w,
+            busy: self.pod.is_some(),
+        }
+    }
 }
 
 /// A container of a pod.
