@@ -15,12 +15,16 @@
 //! The forecast the engine sees is the replayed weather itself (a perfect forecast, as the
 //! operator's Replay provider gives). Site base load (node base power and idle GPUs, × PUE)
 //! is passed to the engine as `base_load_kw`.
+//!
+//! `snapshot.rs` builds what the engine sees; `threshold.rs` is the `threshold-wait`
+//! baseline's gate.
+
+mod snapshot;
+mod threshold;
 
 use std::collections::BTreeMap;
 
-use verdant_core::placement::{
-    Action, EngineConfig, Job, JobState, Node, Policy, Site, Snapshot, SupplyPoint, run_cycle,
-};
+use verdant_core::placement::{Action, EngineConfig, Node, Snapshot, run_cycle};
 
 use crate::civil::HOUR_S;
 use crate::cluster::{ClusterShape, PolicyKind};
@@ -198,30 +202,7 @@ impl<'a> Simulation<'a> {
 
     fn decide(&mut self, now_s: i64) {
         let draw = self.site_draw();
-        let shape = &self.config.cluster;
-        let blind = self.policy == PolicyKind::Fifo;
-        let sites: Vec<Site> = self
-            .sites
-            .iter()
-            .enumerate()
-            .map(|(s, site)| {
-                let idle_gpus = f64::from(shape.site_gpus()) - draw[s].0;
-                Site {
-                    name: site.name.clone(),
-                    pue: site.pue,
-                    grid_carbon_g_per_kwh: site.grid_carbon_g_per_kwh,
-                    supply: if blind {
-                        Vec::new()
-                    } else {
-                        forecast(site, now_s)
-                    },
-                    base_load_kw: (shape.site_base_w() + idle_gpus.max(0.0) * shape.gpu_idle_watts)
-                        * site.pue
-                        / 1000.0,
-                    headroom_negative_since_s: self.negative_since[s],
-                }
-            })
-            .collect();
+        let sites = self.engine_sites(now_s, &draw);
         let allowed = match self.policy {
             PolicyKind::ThresholdWait => self.threshold_gate(now_s, &draw),
             _ => BTreeMap::new(),
@@ -265,113 +246,6 @@ impl<'a> Simulation<'a> {
             self.apply(j, &decision.action, now_s);
         }
         self.update_negative_since(now_s);
-    }
-
-    /// The latest start the engine is given: two cycles before the last instant that
-    /// still meets the deadline. Decisions are taken once a step, so a job is placed up to
-    /// a step after its latest start; and one that must first have room made for it
-    /// (suspensions take a cycle to free their GPUs) is placed a cycle later still.
-    fn latest_start_s(&self, deadline_s: i64, remaining_s: i64) -> i64 {
-        deadline_s - remaining_s - 2 * self.config.step_s
-    }
-
-    fn engine_job(&self, j: usize, allowed_sites: Vec<String>) -> Job {
-        let job = &self.jobs[j];
-        let live = &self.live[j];
-        let remaining_s = live.remaining_s.ceil() as i64;
-        let state = match &live.state {
-            RunState::Running {
-                site,
-                nodes,
-                started_s,
-                ..
-            } => JobState::Running {
-                site: self.sites[*site].name.clone(),
-                nodes: nodes.clone(),
-                started_s: *started_s,
-            },
-            RunState::Suspended => JobState::Suspended,
-            RunState::Pending | RunState::Done => JobState::Pending,
-        };
-        let estimated_duration_s = match live.state {
-            RunState::Running { estimate_s, .. } => estimate_s,
-            _ => remaining_s,
-        };
-        let green_aware = self.policy == PolicyKind::Verdant;
-        Job {
-            id: job.id.clone(),
-            replicas: job.replicas,
-            gpus_per_replica: job.gpus_per_replica,
-            state,
-            policy: if green_aware {
-                job.policy
-            } else {
-                Policy::Immediate
-            },
-            min_renewable_fraction: job.min_renewable_fraction,
-            interruptible: green_aware && job.interruptible,
-            power_cap_min_percent: job.power_cap_min_percent.filter(|_| green_aware),
-            power_cap_percent: live.cap_percent,
-            priority: 0,
-            created_s: job.submit_s,
-            latest_start_s: job
-                .deadline_s
-                .filter(|_| green_aware)
-                .map(|d| self.latest_start_s(d, remaining_s)),
-            estimated_duration_s: Some(estimated_duration_s.max(1)),
-            measured_gpu_watts: None,
-            allowed_sites,
-            allowed_nodes: None,
-        }
-    }
-
-    /// `threshold-wait`: the sites at which each waiting job may start now: anywhere once
-    /// its latest start has come, else where renewables would cover at least `threshold`
-    /// of the site's load with it (jobs admitted earlier in this cycle included). Jobs
-    /// absent from the map wait.
-    fn threshold_gate(&self, now_s: i64, draw: &[(f64, f64)]) -> BTreeMap<usize, Vec<String>> {
-        let shape = &self.config.cluster;
-        let mut supply_kw = Vec::with_capacity(self.sites.len());
-        let mut load_kw = Vec::with_capacity(self.sites.len());
-        for (s, site) in self.sites.iter().enumerate() {
-            supply_kw.push(site.supply_kw_at(now_s));
-            load_kw.push(shape.site_facility_kw(site, draw[s].0, draw[s].1));
-        }
-        let mut allowed = BTreeMap::new();
-        for &j in &self.active {
-            if !matches!(self.live[j].state, RunState::Pending | RunState::Suspended) {
-                continue;
-            }
-            let job = &self.jobs[j];
-            if job.deadline_s.is_some_and(|d| {
-                now_s >= self.latest_start_s(d, self.live[j].remaining_s.ceil() as i64)
-            }) {
-                allowed.insert(j, Vec::new());
-                continue;
-            }
-            let mut best: Option<(usize, f64)> = None;
-            let mut passing = Vec::new();
-            for s in 0..self.sites.len() {
-                // Starting the job turns its GPUs from idle to busy.
-                let added_kw = f64::from(job.gpus())
-                    * (shape.gpu_max_watts - shape.gpu_idle_watts)
-                    * self.sites[s].pue
-                    / 1000.0;
-                let share = supply_kw[s] / (load_kw[s] + added_kw).max(f64::MIN_POSITIVE);
-                if share >= self.config.threshold {
-                    passing.push(self.sites[s].name.clone());
-                    let headroom = supply_kw[s] - load_kw[s];
-                    if best.is_none_or(|(_, h)| headroom > h) {
-                        best = Some((s, headroom));
-                    }
-                }
-            }
-            if let Some((s, _)) = best {
-                load_kw[s] += self.job_kw(j, s);
-                allowed.insert(j, passing);
-            }
-        }
-        allowed
     }
 
     fn apply(&mut self, j: usize, action: &Action, now_s: i64) {
@@ -497,19 +371,4 @@ impl<'a> Simulation<'a> {
         self.outcome.restarts = Some(self.restarts);
         self.outcome
     }
-}
-
-/// Hourly supply points from the current hour for [`FORECAST_HOURS`]; the first point
-/// starts at `now_s` (the engine reads the first point as "now").
-fn forecast(site: &SimSite, now_s: i64) -> Vec<SupplyPoint> {
-    let hour_start = now_s.div_euclid(HOUR_S) * HOUR_S;
-    (0..FORECAST_HOURS)
-        .map(|h| {
-            let start_s = hour_start + h * HOUR_S;
-            SupplyPoint {
-                start_s: start_s.max(now_s),
-                kw: site.supply_kw_at(start_s),
-            }
-        })
-        .collect()
 }
