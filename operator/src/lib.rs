@@ -1,7 +1,12 @@
 //! The Verdant operator: Kubernetes controllers around the pure engine in `verdant-core`.
 //!
 //! Layout, one job per module:
-//! - [`snapshot`]: cluster caches → the placement engine's snapshot (pure);
+//! - [`watches`]: each kind watched once into a cache all tasks share, subscriptions for
+//!   the controllers, and the caches' readiness;
+//! - [`topology`]: one picture of the cluster (node → site, overlaps, ready nodes, GPUs in
+//!   use), built once per change and read by the scheduler, the site controller, the
+//!   ingest billing and the web view;
+//! - [`snapshot`]: the topology and the jobs → the placement engine's snapshot (pure);
 //! - [`scheduler`]: the scheduling cycle (snapshot, engine, plan, wake-ups);
 //! - [`reconcile`]: per-job lifecycle and applying decisions (pods, binding, status);
 //! - [`workload`], [`constraints`], [`lifecycle`], [`supply`], [`status`]: pure helpers;
@@ -9,7 +14,9 @@
 //! - [`energy`]: a site's plant, the forecast providers, `verdant-operator energy`;
 //! - [`ingest`]: the agents' reports (`POST /v1/reports`), billed into the store;
 //! - [`energy_status`]: `TrainingJob.status.energy` from the ledgers, and retention;
-//! - [`run`], [`server`], [`metrics`], [`config`]: the process around it;
+//! - [`store_writer`]: the energy store's writer (group commit);
+//! - [`run`], [`server`], [`metrics`], [`config`], [`time_scale`]: the process around it
+//!   ([`run`] supervises every task in one JoinSet);
 //! - [`leader`], [`standby`]: leader election on a Lease, and what followers answer;
 //! - [`web`]: the dashboard at `/` and its JSON API.
 //!
