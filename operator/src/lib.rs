@@ -8,7 +8,8 @@
 //!   ingest billing and the web view;
 //! - [`snapshot`]: the topology and the jobs → the placement engine's snapshot (pure);
 //! - [`scheduler`]: the scheduling cycle (snapshot, engine, plan, wake-ups);
-//! - [`reconcile`]: per-job lifecycle and applying decisions (pods, binding, status);
+//! - [`reconcile`]: per-job lifecycle: the pure `transition` decides the status and the
+//!   effects, the executor applies them (pods, binding, the status once, Events);
 //! - [`workload`], [`constraints`], [`lifecycle`], [`supply`], [`status`]: pure helpers;
 //! - [`site_controller`]: each EnergySite's status (forecast, load, headroom, conditions);
 //! - [`energy`]: a site's plant, the forecast providers, `verdant-operator energy`;

@@ -10,10 +10,8 @@ use crate::reason::Reason;
 
 /// Something to do so that the world matches the new status.
 ///
-/// The executor runs [`Effect::DeletePods`] and [`Effect::ForgetAssumed`] before it writes
-/// the status (a status that says the pods are gone must not be written while they may
-/// stay), and the rest after it, in order: the placement is in the status before any pod
-/// of it exists.
+/// An outcome lists its effects in the order of their [`Stage`]; the executor writes the
+/// status between the effects that make it true and those that follow from it.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     /// Delete every pod the job owns, gracefully.
@@ -49,6 +47,31 @@ pub enum Effect {
         /// What was done: the new phase, or `Accepted` for a warning on creation.
         action: &'static str,
     },
+}
+
+/// When an effect happens, relative to the status write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Before the status is written: a status that says the pods are gone must not be
+    /// written while they may stay.
+    BeforeStatus,
+    /// Right after it: the Events of the change it wrote, whatever fails next.
+    Announce,
+    /// After the Events: the placement is in the status before any pod of it exists.
+    AfterStatus,
+}
+
+impl Effect {
+    /// When this effect happens.
+    pub fn stage(&self) -> Stage {
+        match self {
+            Effect::DeletePods { .. } | Effect::ForgetAssumed => Stage::BeforeStatus,
+            Effect::Event { .. } => Stage::Announce,
+            Effect::EnsureGang { .. } | Effect::DeleteJob { .. } | Effect::WakeScheduler => {
+                Stage::AfterStatus
+            }
+        }
+    }
 }
 
 /// When to look at the job again, unless something changes first.

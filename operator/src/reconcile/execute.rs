@@ -4,8 +4,8 @@
 //! # Guarantees
 //! - No partial gang holds GPUs: pods are bound only after all of them exist.
 //! - No duplicates: pod names are `<job>-<index>`, so a retried creation finds the pod.
-//! - The status is written before any pod of a new placement exists, and after the pods
-//!   it says are gone were deleted.
+//! - The status is written once, before any pod of a new placement exists and after the
+//!   pods it says are gone were deleted; its Events right after it.
 //!
 //! # Caveats
 //! The caches may lag the API server by a moment: creation treats "already exists" as
@@ -22,7 +22,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 use verdant_crds::{TrainingJob, TrainingJobStatus};
 
-use super::effect::{Effect, Outcome, Requeue};
+use super::effect::{Effect, Outcome, Requeue, Stage};
 use crate::context::Context;
 use crate::error::{Error, Result, rejection};
 use crate::labels::{FIELD_MANAGER, MANAGED_BY_LABEL, RESTART_LABEL};
@@ -63,27 +63,26 @@ impl<'a> Executor<'a> {
         }
     }
 
-    /// Applies `outcome` to a job whose status is `written`: the deletions, the status
-    /// (if it changed), then the rest of the effects in order. Returns when to look again.
+    /// Applies `outcome` to a job whose status is `written`: the effects in order, with the
+    /// status written (if it changed) before the first that follows from it. Returns when
+    /// to look again.
     pub async fn apply(&self, written: &TrainingJobStatus, outcome: &Outcome) -> Result<Action> {
-        let (before, after): (Vec<&Effect>, Vec<&Effect>) = outcome
-            .effects
-            .iter()
-            .partition(|e| matches!(e, Effect::DeletePods { .. } | Effect::ForgetAssumed));
-        for effect in before {
-            self.effect(effect).await?;
-        }
-        if outcome.status != *written {
-            status::write(self.api, self.job, &outcome.status).await?;
-        }
+        let mut pending_write = outcome.status != *written;
         let mut requeue = match outcome.requeue {
             Requeue::After(after) => Action::requeue(after),
             Requeue::AwaitChange => Action::await_change(),
         };
-        for effect in after {
+        for effect in &outcome.effects {
+            if pending_write && effect.stage() > Stage::BeforeStatus {
+                status::write(self.api, self.job, &outcome.status).await?;
+                pending_write = false;
+            }
             if !self.effect(effect).await? {
                 requeue = Action::requeue(Duration::from_secs(1));
             }
+        }
+        if pending_write {
+            status::write(self.api, self.job, &outcome.status).await?;
         }
         Ok(requeue)
     }

@@ -16,7 +16,8 @@
 //!   the order they must happen (see [`Effect`]).
 //! - One Event per change of phase, reason or power cap, and one Warning the first time a
 //!   deadline is seen in the past: derived from the observed and the new status alone
-//!   ([`events`]), so a retried pass publishes nothing twice once its status is written.
+//!   ([`events`]) and published right after the status is written, so a retried pass
+//!   publishes nothing twice.
 //!
 //! # Assumptions
 //! The observed gang is of the current attempt (`status.restarts`); pods still missing
@@ -66,7 +67,8 @@ pub fn transition(observed: &Observed<'_>, plan: &Plan, now: jiff::Timestamp) ->
 
 /// The API server rejected the job's pods or Service while `attempted` was carried out:
 /// the job can never run as specified. It fails, its pods go, and the engine stops
-/// counting it. Events are those from the observed status to the failed one.
+/// counting it. `attempted` is the status the attempt wrote: the Events are those from it
+/// to the failed one.
 pub fn rejected(
     observed: &Observed<'_>,
     attempted: &TrainingJobStatus,
@@ -74,7 +76,7 @@ pub fn rejected(
     message: &str,
     now: jiff::Timestamp,
 ) -> Outcome {
-    let previous = observed.job.status.clone().unwrap_or_default();
+    let previous = attempted.clone();
     let mut pass = Pass::new(observed, attempted.clone(), now);
     pass.delete_pods("the API server rejected the job's workload");
     pass.effects.push(Effect::ForgetAssumed);
@@ -114,6 +116,8 @@ impl<'a> Pass<'a> {
 
     fn finish(mut self, previous: &TrainingJobStatus, requeue: Requeue) -> Outcome {
         self.effects.extend(events(previous, &self.status));
+        // Stable: within a stage, in the order decided.
+        self.effects.sort_by_key(Effect::stage);
         Outcome {
             status: self.status,
             effects: self.effects,

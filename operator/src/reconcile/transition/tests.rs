@@ -130,7 +130,7 @@ const CASES: &[Case] = &[
         world: "{}",
         phase: JobPhase::Pending,
         reason: "Queued",
-        effects: &["WakeScheduler", "Event Queued Pending"],
+        effects: &["Event Queued Pending", "WakeScheduler"],
         requeue: Some(5),
     },
     Case {
@@ -175,7 +175,7 @@ nodes: [n1, n2]
 ",
         phase: JobPhase::Starting,
         reason: "PlacedGreen",
-        effects: &["EnsureGang", "Event PlacedGreen Starting"],
+        effects: &["Event PlacedGreen Starting", "EnsureGang"],
         requeue: Some(1),
     },
     Case {
@@ -186,7 +186,7 @@ placement: {site: wind-b, nodes: [n3, n4], reason: Resumed, message: 'resumed at
 ",
         phase: JobPhase::Starting,
         reason: "Resumed",
-        effects: &["EnsureGang", "Event Resumed Starting"],
+        effects: &["Event Resumed Starting", "EnsureGang"],
         requeue: Some(1),
     },
     Case {
@@ -210,7 +210,7 @@ nodes: [n1, n2]
 ",
         phase: JobPhase::Running,
         reason: "PlacedGreen",
-        effects: &["EnsureGang", "Event Started Running"],
+        effects: &["Event Started Running", "EnsureGang"],
         requeue: Some(60),
     },
     Case {
@@ -234,8 +234,8 @@ nodes: [n1, n2]
         effects: &[
             "DeletePods",
             "ForgetAssumed",
-            "WakeScheduler",
             "Event GangRestart Pending",
+            "WakeScheduler",
         ],
         requeue: Some(2),
     },
@@ -252,8 +252,8 @@ nodes: [n1]
         effects: &[
             "DeletePods",
             "ForgetAssumed",
-            "WakeScheduler",
             "Event GangRestart Pending",
+            "WakeScheduler",
         ],
         requeue: Some(2),
     },
@@ -270,8 +270,8 @@ nodes: [n1]
         effects: &[
             "DeletePods",
             "ForgetAssumed",
-            "WakeScheduler",
             "Event GangRestart Pending",
+            "WakeScheduler",
         ],
         requeue: Some(2),
     },
@@ -289,8 +289,8 @@ nodes: [n1, n2]
         effects: &[
             "DeletePods",
             "ForgetAssumed",
-            "WakeScheduler",
             "Event BackoffLimitExceeded Failed",
+            "WakeScheduler",
         ],
         requeue: None,
     },
@@ -304,7 +304,7 @@ nodes: [n1, n2]
 ",
         phase: JobPhase::Succeeded,
         reason: "Completed",
-        effects: &["WakeScheduler", "Event Completed Succeeded"],
+        effects: &["Event Completed Succeeded", "WakeScheduler"],
         requeue: None,
     },
     Case {
@@ -318,7 +318,7 @@ nodes: [n1, n2]
 ",
         phase: JobPhase::Succeeded,
         reason: "Completed",
-        effects: &["WakeScheduler", "DeleteJob", "Event Completed Succeeded"],
+        effects: &["Event Completed Succeeded", "WakeScheduler", "DeleteJob"],
         requeue: None,
     },
     Case {
@@ -358,8 +358,8 @@ decision: {job: ns/j, action: Suspend, reason: SuspendedForRenewables, message: 
         reason: "SuspendedForRenewables",
         effects: &[
             "DeletePods",
-            "WakeScheduler",
             "Event SuspendedForRenewables Suspended",
+            "WakeScheduler",
         ],
         requeue: Some(30),
     },
@@ -424,7 +424,7 @@ job: {status: {phase: Suspended, reason: SuspendedByUser, site: solar-a}}
 ",
         phase: JobPhase::Suspended,
         reason: "Resuming",
-        effects: &["WakeScheduler", "Event Resuming Suspended"],
+        effects: &["Event Resuming Suspended", "WakeScheduler"],
         requeue: Some(2),
     },
     Case {
@@ -438,7 +438,7 @@ nodes: [n1, n2]
 ",
         phase: JobPhase::Failed,
         reason: "DeadlineExceeded",
-        effects: &["DeletePods", "WakeScheduler", "Event DeadlineExceeded Failed"],
+        effects: &["DeletePods", "Event DeadlineExceeded Failed", "WakeScheduler"],
         requeue: None,
     },
     Case {
@@ -464,9 +464,9 @@ job:
         phase: JobPhase::Pending,
         reason: "Queued",
         effects: &[
-            "WakeScheduler",
             "Event Queued Pending",
             "Event DeadlineInPast Accepted",
+            "WakeScheduler",
         ],
         requeue: Some(5),
     },
@@ -552,8 +552,8 @@ fn placement_and_failures_carry_the_details_the_status_promises() {
     assert_eq!(started.status.nodes, ["n1", "n2"]);
     assert_eq!(started.status.expected_start_time, None);
     assert_eq!(
-        started.effects[0],
-        Effect::EnsureGang {
+        started.effects.last().unwrap(),
+        &Effect::EnsureGang {
             site: "solar-a".into(),
             nodes: vec!["n1".into(), "n2".into()],
             restart: 0
@@ -629,9 +629,42 @@ fn a_rejected_workload_fails_the_job_and_frees_its_capacity() {
         [
             "DeletePods",
             "ForgetAssumed",
+            "Event FailedCreate Failed",
             "WakeScheduler",
-            "Event FailedCreate Failed"
         ]
     );
     assert_eq!(failed.requeue, Requeue::AwaitChange);
+}
+
+#[test]
+fn every_lifecycle_reason_is_produced_by_some_case() {
+    let mut outcomes: Vec<Outcome> = CASES.iter().map(|c| run(&world(c.world))).collect();
+    let world = world(case("a placed job starts"));
+    let job = job_of(&world);
+    let observed = Observed {
+        job: &job,
+        gang: &world.gang,
+        nodes: &world.nodes,
+    };
+    outcomes.push(rejected(
+        &observed,
+        &run(&world).status,
+        "pod j-0",
+        "invalid",
+        now(),
+    ));
+    let produced: Vec<Reason> = outcomes
+        .iter()
+        .flat_map(|o| {
+            let status = o.status.reason.as_deref().and_then(Reason::from_code);
+            let events = o.effects.iter().filter_map(|e| match e {
+                Effect::Event { reason, .. } => Some(*reason),
+                _ => None,
+            });
+            status.into_iter().chain(events)
+        })
+        .collect();
+    for reason in Reason::LIFECYCLE {
+        assert!(produced.contains(&reason), "no case produces {reason}");
+    }
 }
