@@ -53,6 +53,13 @@ where
         })
         .flatten()
     }
+
+    /// Hands a changed object to every live subscription, and forgets the others.
+    fn publish(&self, object: K) {
+        let object = Arc::new(object);
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subscribers.retain(|tx| tx.unbounded_send(object.clone()).is_ok());
+    }
 }
 
 /// The cache `writer` fills with every `K` in the cluster, and the watch that fills it;
@@ -71,9 +78,14 @@ where
         + Sync
         + 'static,
 {
-    let store = writer.as_reader();
-    let subscribers: Arc<Mutex<Vec<UnboundedSender<Arc<K>>>>> = Arc::default();
-    let fan_out = subscribers.clone();
+    let watched = Watched {
+        store: writer.as_reader(),
+        subscribers: Arc::default(),
+    };
+    let fan_out = Watched {
+        store: watched.store.clone(),
+        subscribers: watched.subscribers.clone(),
+    };
     let watch = reflector::reflector(
         writer,
         watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
@@ -83,13 +95,11 @@ where
     .for_each(move |object| {
         on_change();
         if let Ok(object) = object {
-            let object = Arc::new(object);
-            let mut subscribers = fan_out.lock().unwrap_or_else(|p| p.into_inner());
-            subscribers.retain(|tx| tx.unbounded_send(object.clone()).is_ok());
+            fan_out.publish(object);
         }
         async {}
     });
-    (Watched { store, subscribers }, watch)
+    (watched, watch)
 }
 
 /// Whether the cluster caches (nodes, pods, sites) have their first full list; set once
@@ -140,4 +150,44 @@ where
         .await
         .is_err()
     {}
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::ResourceExt;
+
+    use super::*;
+
+    fn config_map(name: &str) -> ConfigMap {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap()
+    }
+
+    #[test]
+    fn a_subscription_starts_with_the_cache_and_registers_when_first_polled() {
+        let (store, mut writer) = reflector::store::<ConfigMap>();
+        writer.apply_watcher_event(&watcher::Event::Apply(config_map("cached")));
+        let watched = Watched {
+            store,
+            subscribers: Arc::default(),
+        };
+        let mut subscription = Box::pin(watched.subscribe());
+        // Not polled yet: nothing is buffered for it.
+        watched.publish(config_map("unseen"));
+        let mut next = || {
+            let item = subscription.next().now_or_never().flatten();
+            item.map(|c| c.name_any())
+        };
+        assert_eq!(next().as_deref(), Some("cached"));
+        watched.publish(config_map("changed"));
+        assert_eq!(next().as_deref(), Some("changed"));
+        assert_eq!(next(), None, "nothing else yet");
+        drop(subscription);
+        watched.publish(config_map("after"));
+        assert!(
+            watched.subscribers.lock().unwrap().is_empty(),
+            "a subscription that went away is forgotten"
+        );
+    }
 }

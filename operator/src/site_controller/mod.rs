@@ -448,3 +448,32 @@ fn site_horizon(site: &str, hours: usize) -> Vec<(String, String)> {
         ("horizon".to_owned(), format!("{hours}h")),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(uid: &str, generation: i64) -> Arc<EnergySite> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "verdant.dev/v1alpha1", "kind": "EnergySite",
+                "metadata": {"name": "solar-a", "uid": uid, "generation": generation},
+                "spec": {"nodeSelector": {}, "location": {"latitude": 36.1, "longitude": -79.9}}
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn only_new_sites_and_spec_changes_trigger() {
+        let mut changed = spec_changed();
+        let mut passes = |s| changed(&s).into_inner();
+        assert!(passes(site("u1", 1)), "new");
+        assert!(
+            !passes(site("u1", 1)),
+            "a status write keeps the generation"
+        );
+        assert!(passes(site("u1", 2)), "spec changed");
+        assert!(passes(site("u2", 2)), "deleted and created again");
+    }
+}
