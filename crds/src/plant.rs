@@ -1,5 +1,6 @@
 //! An `EnergySite` spec as the energy models see it: its location, PV arrays and turbine
-//! groups mapped onto `verdant_core::energy::Plant`. Pure.
+//! groups mapped onto `verdant_core::energy::Plant`, and a Replay file's format onto the
+//! weather parsers'. Pure.
 //!
 //! The one mapping the operator's EnergySite controller, `verdant-operator energy` and
 //! the simulator use, so that a site's simulated supply is the one the operator forecasts.
@@ -9,7 +10,7 @@
 //! turbine name can only be checked here. Every error names the field, with its path in
 //! the manifest (`spec.wind[1].turbineType`), and an unknown turbine lists close matches.
 
-use crate::EnergySiteSpec;
+use crate::{EnergySiteSpec, WeatherFormat};
 use verdant_core::energy::{
     Location, Plant, PlantConfigError, PvArray, Turbine, TurbineGroup, library_turbine_types,
 };
@@ -143,6 +144,17 @@ pub fn plant_from_site(spec: &EnergySiteSpec) -> Result<Plant, PlantMappingError
     }
 
     Plant::new(location, arrays, groups).map_err(|e| from_core(e, "spec.", |f| f.to_owned()))
+}
+
+/// A Replay forecast's `format` as the weather parsers name it.
+impl From<WeatherFormat> for verdant_core::energy::WeatherFormat {
+    fn from(format: WeatherFormat) -> Self {
+        match format {
+            WeatherFormat::Csv => Self::Generic,
+            WeatherFormat::Tmy3 => Self::Tmy3,
+            WeatherFormat::Pvgis => Self::PvgisTmy,
+        }
+    }
 }
 
 fn check_unique_name<T>(

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use verdant_core::energy::{WeatherFormat, WeatherRecord, parse_weather, parse_weather_as};
+use verdant_core::energy::{WeatherRecord, parse_weather, parse_weather_as};
 use verdant_crds::{EnergySite, ForecastProvider, StaticForecast, plant_from_site};
 
 use crate::civil::{DAY_S, HOUR_S, utc_date, utc_hour};
@@ -198,7 +198,7 @@ fn site_supply(
                 source,
             })?;
             let series = match replay.format {
-                Some(format) => parse_weather_as(&text, core_format(format)),
+                Some(format) => parse_weather_as(&text, format.into()),
                 None => parse_weather(&text),
             }
             .map_err(|e| SimError::Weather {
@@ -227,14 +227,6 @@ fn site_supply(
                 provider: format!("{:?}", forecast.provider),
             })
         }
-    }
-}
-
-fn core_format(format: verdant_crds::WeatherFormat) -> WeatherFormat {
-    match format {
-        verdant_crds::WeatherFormat::Csv => WeatherFormat::Generic,
-        verdant_crds::WeatherFormat::Tmy3 => WeatherFormat::Tmy3,
-        verdant_crds::WeatherFormat::Pvgis => WeatherFormat::PvgisTmy,
     }
 }
 

@@ -21,8 +21,6 @@ use serde::Deserialize;
 use verdant_core::energy::{WeatherFormat, library_turbine_types, parse_weather, parse_weather_as};
 use verdant_crds::{EnergySiteSpec, plant_from_site};
 
-use super::forecast::replay::core_format;
-
 /// `verdant-operator energy` arguments.
 #[derive(clap::Args, Clone, Debug)]
 pub struct EnergyArgs {
@@ -102,7 +100,7 @@ pub fn run(args: &EnergyArgs, out: &mut dyn Write, warnings: &mut dyn Write) -> 
         (Some(path), _) => (path.clone(), None),
         (None, Some(path)) => (
             site_path.parent().unwrap_or(Path::new(".")).join(path),
-            replay.and_then(|r| r.format).map(core_format),
+            replay.and_then(|r| r.format).map(Into::into),
         ),
         (None, None) => bail!(
             "--weather FILE is required: {} has no spec.forecast.replay.path to default to",

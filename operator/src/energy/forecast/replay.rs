@@ -23,7 +23,7 @@ use kube::api::Api;
 use verdant_core::energy::{
     Plant, SunAtTime, WeatherFormat as CoreFormat, WeatherRecord, parse_weather, parse_weather_as,
 };
-use verdant_crds::{ReplayForecast, WeatherFormat};
+use verdant_crds::ReplayForecast;
 
 use super::ForecastError;
 use super::build::PlantKw;
@@ -48,15 +48,6 @@ pub struct ReplayFile {
     pub format: CoreFormat,
     /// Where it came from, for messages.
     pub source: String,
-}
-
-/// The core format for an API format.
-pub fn core_format(format: WeatherFormat) -> CoreFormat {
-    match format {
-        WeatherFormat::Csv => CoreFormat::Generic,
-        WeatherFormat::Tmy3 => CoreFormat::Tmy3,
-        WeatherFormat::Pvgis => CoreFormat::PvgisTmy,
-    }
 }
 
 impl ReplayFile {

@@ -8,7 +8,7 @@ use verdant_core::energy::{Plant, solar_position};
 use verdant_crds::{EnergySite, ForecastProvider, ForecastSpec, OpenMeteoForecast, ReplayForecast};
 
 use super::build::{self, BuiltForecast, ForecastBasis, Inputs, Measured, Weather};
-use super::replay::{Playback, ReplayClock, ReplayFile, core_format};
+use super::replay::{Playback, ReplayClock, ReplayFile};
 use super::timeline::PowerTimeline;
 use super::{ForecastError, ForecastSettings, HORIZON_HOURS, open_meteo, prometheus, replay};
 use crate::supply::static_supply;
@@ -194,7 +194,7 @@ async fn read_replay(
     {
         return Ok(WeatherData::Replay(file.clone()));
     }
-    let format = spec.format.map(core_format);
+    let format = spec.format.map(Into::into);
     let file = tokio::task::spawn_blocking(move || ReplayFile::parse(&text, format, &source))
         .await
         .map_err(|e| ForecastError::Source(format!("parsing the weather file failed: {e}")))??;
