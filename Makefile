@@ -101,12 +101,12 @@ bench-sim: ## Times the simulator on the evaluation's summer weeks: policies but
 	  --interruptible-share 1 --out target/bench-sim
 
 # Seconds each fuzz target runs: `make fuzz` (every target; the corpus is then minimized
-# into fuzz/corpus) and the short run in `make test`, of FUZZ_TEST_TARGETS: by default the
-# targets that need only verdant-core (`light`), since the others build the operator with
-# coverage instrumentation (~18 min the first time); FUZZ_TEST_TARGETS=all runs them all.
+# into fuzz/corpus) and the short run in `make test`, of FUZZ_TEST_TARGETS: all 8 targets
+# by default (they need only verdant-core and verdant-crds, not the operator);
+# FUZZ_TEST_TARGETS=weather runs the four weather parsers only.
 FUZZ_SECONDS ?= 600
 FUZZ_TEST_SECONDS ?= 15
-FUZZ_TEST_TARGETS ?= light
+FUZZ_TEST_TARGETS ?= all
 
 fuzz: ## Fuzz every parser of outside input, FUZZ_SECONDS each (default 600); installs cargo-fuzz
 	fuzz/run.sh --merge $(FUZZ_SECONDS) all

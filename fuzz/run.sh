@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # Runs Verdant's fuzz targets (cargo-fuzz, libFuzzer, stable Rust: `-s none`).
 #
-#   fuzz/run.sh [--merge] SECONDS [TARGET...]    (TARGET: a name, or `light` or `all`)
+#   fuzz/run.sh [--merge] SECONDS [TARGET...]    (TARGET: a name, `weather` or `all`)
 #
-# `light` is the targets that need only verdant-core (the weather parsers): they build in
-# a minute or two. The others need the operator crate and so kube, sqlx and axum built
-# with coverage instrumentation: about 18 minutes the first time on 2 busy cores.
-# Each target runs SECONDS from the committed corpus (fuzz/corpus/TARGET); what it finds
+# `all` (the default) is the 8 targets; `weather` the four weather-file parsers. Every
+# target needs only verdant-core and verdant-crds, not the operator (see README.md for the
+# build time). Each target runs SECONDS from the committed corpus (fuzz/corpus/TARGET); what it finds
 # goes to a scratch folder, so a short run (make test) leaves the tree as it was. With
 # --merge (make fuzz), the corpus is then minimized together with the new finds
 # (libFuzzer -merge=1) and replaced. A crash stops the run: the input is in
 # fuzz/artifacts/TARGET/, reproduce it with
-#   cargo fuzz run -s none -a --features operator TARGET fuzz/artifacts/TARGET/crash-...
+#   cargo fuzz run -s none -a TARGET fuzz/artifacts/TARGET/crash-...
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,13 +21,13 @@ if [[ ${1:-} == --merge ]]; then
 fi
 seconds=${1:?usage: fuzz/run.sh [--merge] SECONDS [TARGET...]}
 shift
-light=(weather_tmy3 weather_pvgis weather_generic weather_windpowerlib)
-operator=(agent_report open_meteo prometheus crd_quantities)
+weather=(weather_tmy3 weather_pvgis weather_generic weather_windpowerlib)
+others=(agent_report open_meteo prometheus crd_quantities)
 targets=()
 for arg in "${@:-all}"; do
   case $arg in
-    all) targets+=("${light[@]}" "${operator[@]}") ;;
-    light) targets+=("${light[@]}") ;;
+    all) targets+=("${weather[@]}" "${others[@]}") ;;
+    weather) targets+=("${weather[@]}") ;;
     *) targets+=("$arg") ;;
   esac
 done
@@ -39,12 +38,6 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 # -a: overflow checks and debug assertions, as in the debug builds the tests run.
 flags=(-s none -a)
-for target in "${targets[@]}"; do
-  if [[ " ${operator[*]} " == *" $target "* ]]; then
-    flags+=(--features operator)
-    break
-  fi
-done
 start=$(date +%s)
 cargo fuzz build "${flags[@]}"
 echo "fuzz targets built in $(($(date +%s) - start)) s"

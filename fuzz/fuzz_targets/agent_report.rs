@@ -1,15 +1,14 @@
 //! An agent's report as the ingest endpoint reads it: JSON → validation (values, then the
-//! node's GPUs) → attribution → billing. No panic; a report that passes validation bills
-//! finite, non-negative energy that adds up.
+//! node's GPUs) → the window billed to its jobs. No panic; a report that passes validation
+//! bills finite, non-negative energy that adds up.
 #![no_main]
 
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
-use verdant_core::accounting::SiteWindow;
-use verdant_crds::wire::AgentReport;
-use verdant_operator::ingest::billing::{JobRef, SiteContext, bill};
-use verdant_operator::ingest::validate::{NodeGpus, validate, validate_against_node};
+use verdant_core::accounting::{JobRef, SiteWindow, bill_jobs};
+use verdant_crds::wire::validate::{NodeGpus, validate, validate_against_node};
+use verdant_crds::wire::{AgentReport, GpuWindow};
 
 /// The reports of the seed corpus end here.
 const NOW_MS: i64 = 1_795_953_600_000;
@@ -47,28 +46,31 @@ fuzz_target!(|data: &[u8]| {
         .filter(|i| report.gpus[*i].pod.is_some())
         .map(|i| (i, job.clone()))
         .collect();
-    let site = SiteContext {
-        name: "site".into(),
-        window: SiteWindow {
-            gpu_power_w: report.gpus.iter().map(|g| g.mean_power_w).sum(),
-            base_power_w: 400.0,
-            pue: 1.25,
-            renewable_supply_w: 1000.0,
-            grid_carbon_g_per_kwh: 400.0,
-        },
+    let draws: Vec<_> = report.gpus.iter().map(GpuWindow::draw).collect();
+    let window = SiteWindow {
+        gpu_power_w: report.gpus.iter().map(|g| g.mean_power_w).sum(),
+        base_power_w: 400.0,
+        pue: 1.25,
+        renewable_supply_w: 1000.0,
+        grid_carbon_g_per_kwh: 400.0,
     };
-    let billed = bill(&report, Some(&site), &jobs, NOW_MS);
+    let billed = bill_jobs(&draws, &jobs, Some(&window));
     let expected_j: f64 = jobs.keys().map(|i| report.gpus[*i].energy_j).sum();
-    let charged_j: f64 = billed.write.charges.iter().map(|c| c.energy_j).sum();
+    let ledgers: Vec<_> = billed
+        .jobs
+        .iter()
+        .map(|j| j.ledger.expect("a window with a site bills every job"))
+        .collect();
+    let charged_j: f64 = ledgers.iter().map(|l| l.energy_j).sum();
     assert!((expected_j - charged_j).abs() <= 1e-9 * expected_j.max(1.0));
-    for c in &billed.write.charges {
+    for l in &ledgers {
         assert!(
-            c.renewable_j >= 0.0 && c.grid_j >= 0.0 && c.co2_g >= 0.0,
-            "{c:?}"
+            l.renewable_j >= 0.0 && l.grid_j >= 0.0 && l.co2_g >= 0.0,
+            "{l:?}"
         );
-        assert!((c.renewable_j + c.grid_j - c.energy_j).abs() <= 1e-9 * c.energy_j.max(1.0));
+        assert!((l.renewable_j + l.grid_j - l.energy_j).abs() <= 1e-9 * l.energy_j.max(1.0));
     }
-    for limit in &billed.power_limits {
-        assert!(limit.limit_w.is_finite() && limit.limit_w >= 0.0);
+    for &(_, limit_w) in &billed.power_limits {
+        assert!(limit_w.is_finite() && limit_w >= 0.0);
     }
 });

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use verdant_operator::energy::forecast::open_meteo::{Needs, parse};
+use verdant_core::energy::forecast::open_meteo::{Needs, parse};
 
 /// The seed answers' hours lie around this instant.
 const NOW_S: i64 = 1_795_910_400;

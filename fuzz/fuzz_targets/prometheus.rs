@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use verdant_operator::energy::forecast::prometheus::parse;
+use verdant_core::energy::forecast::prometheus::parse;
 
 const NOW_S: i64 = 1_795_910_400;
 
