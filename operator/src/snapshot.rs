@@ -17,11 +17,12 @@ use verdant_crds::{GreenPolicy, JobPhase, TrainingJob};
 use crate::constraints::{node_cordoned, node_fits};
 use crate::labels::{GPU_PRODUCT_LABEL, GPU_RESOURCE};
 use crate::supply::site_supply;
-use crate::topology::Topology;
+use crate::topology::{Topology, job_id};
 use crate::workload::{pod_gpus, pod_name};
 
-// Kept at their old paths while the reconcile and the ingest billing move.
-pub use crate::topology::{assign_nodes_to_sites, job_id, pod_finished, pods_of_job};
+// Kept at their old paths for `ingest::billing::SiteIndex`, which the ingest no longer
+// uses (it bills with the shared topology); they go with it.
+pub use crate::topology::{assign_nodes_to_sites, pod_finished};
 
 /// A placement decided but not yet visible in the job's cached status.
 #[derive(Clone, Debug, PartialEq)]
