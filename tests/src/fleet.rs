@@ -17,7 +17,6 @@
 //! | `resnet-sweep` | 1 × 8 | GreenOnly, grid-only, maxDelay 6h | Deferred |
 //! | `gpt-xl-eval` | 4 × 8 | Immediate, grid-only, maxDelay 1s | Pending: more GPUs than the site has, past its latest start |
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::api::{Api, PostParams};
@@ -25,7 +24,10 @@ use serde_json::{Value, json};
 use verdant_crds::{EnergySite, JobPhase, TrainingJob};
 
 use crate::agents::{AGENT_ACCOUNT, AgentProcess};
-use crate::{ControlPlane, OperatorProcess, TestNamespace, create_gpu_nodes, repo_root, wait};
+use crate::jobs::training_job;
+use crate::{
+    ControlPlane, OperatorProcess, TestNamespace, create_gpu_nodes, examples_dir, sites, wait,
+};
 
 /// Sites of the fleet, with their node name prefixes and node counts.
 pub const SITES: [(&str, u32); 3] = [("greensboro", 3), ("windpark-2010", 3), ("grid-only", 2)];
@@ -64,18 +66,7 @@ pub struct Fleet {
     pub plane: ControlPlane,
 }
 
-fn examples_dir() -> PathBuf {
-    repo_root().join("docs/examples")
-}
-
-async fn create_site(client: &kube::Client, site: Value) -> anyhow::Result<()> {
-    let site: EnergySite = serde_json::from_value(site)?;
-    Api::<EnergySite>::all(client.clone())
-        .create(&PostParams::default(), &site)
-        .await?;
-    Ok(())
-}
-
+/// A fleet job: `replicas` × `gpus` with `spec.energy` set to `energy`, allowed at `sites`.
 fn job(
     name: &str,
     replicas: u32,
@@ -84,21 +75,13 @@ fn job(
     sites: &[&str],
     annotations: Value,
 ) -> Value {
-    json!({
-        "apiVersion": "verdant.dev/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "gpusPerReplica": gpus,
-            "sites": sites,
-            "energy": energy,
-            "template": {
-                "metadata": {"annotations": annotations},
-                "spec": {"containers": [{"name": "trainer", "image": "pytorch/pytorch"}]}
-            }
-        }
-    })
+    training_job(
+        name,
+        replicas,
+        gpus,
+        json!({"sites": sites, "energy": energy}),
+        annotations,
+    )
 }
 
 impl Fleet {
@@ -114,9 +97,9 @@ impl Fleet {
             "energysite-wind-replay.yaml",
         ] {
             let text = std::fs::read_to_string(examples_dir().join(file))?;
-            create_site(&client, serde_yaml_ng::from_str(&text)?).await?;
+            sites::create(&client, serde_yaml_ng::from_str(&text)?).await?;
         }
-        create_site(
+        sites::create(
             &client,
             json!({
                 "apiVersion": "verdant.dev/v1alpha1",

@@ -13,12 +13,14 @@ pub mod chromium;
 pub mod control_plane;
 pub mod fleet;
 pub mod helm;
+pub mod jobs;
 pub mod namespace;
 pub mod nodes;
 pub mod operator;
 pub mod prometheus;
 pub mod proxy;
 pub mod real_node;
+pub mod scenario;
 pub mod service_account;
 pub mod sites;
 pub mod wait;
@@ -27,6 +29,7 @@ pub use control_plane::ControlPlane;
 pub use namespace::TestNamespace;
 pub use nodes::{FakeGpuNode, create_gpu_nodes};
 pub use operator::OperatorProcess;
+pub use scenario::Scenario;
 
 /// The repository root.
 pub fn repo_root() -> std::path::PathBuf {
@@ -34,6 +37,11 @@ pub fn repo_root() -> std::path::PathBuf {
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()
+}
+
+/// The documented examples (`docs/examples`): EnergySites, TrainingJobs, weather files.
+pub fn examples_dir() -> std::path::PathBuf {
+    repo_root().join("docs/examples")
 }
 
 /// A short random-enough suffix for object names (time + pid + counter).

@@ -146,6 +146,19 @@ impl OperatorProcess {
         }
     }
 
+    /// Its `/metrics` (OpenMetrics text).
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(reqwest::get(format!("{}/metrics", self.http_url))
+            .await?
+            .text()
+            .await?)
+    }
+
+    /// The value of one series of its `/metrics` (`name{labels}` as exposed), if present.
+    pub async fn metric(&self, series: &str) -> anyhow::Result<Option<f64>> {
+        Ok(metric_value(&self.metrics().await?, series))
+    }
+
     /// The operator's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -164,4 +177,11 @@ impl Drop for OperatorProcess {
         }
         self.kill();
     }
+}
+
+/// The value of `series` (`name{labels}` as exposed) in OpenMetrics `text`, if present.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }

@@ -11,8 +11,9 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use verdant_crds::{EnergySite, JobPhase, TrainingJob};
-use verdant_tests::{ControlPlane, OperatorProcess, TestNamespace, create_gpu_nodes, wait};
+use verdant_crds::JobPhase;
+use verdant_tests::jobs::{self, node_of, phase_of};
+use verdant_tests::{OperatorProcess, Scenario, create_gpu_nodes, wait};
 
 /// A template the TrainingJob schema accepts but pod validation rejects (a container
 /// name must be a DNS label).
@@ -20,220 +21,25 @@ fn rejected_template() -> Value {
     json!({"template": {"spec": {"containers": [{"name": "Trainer_1", "image": "pytorch/pytorch"}]}}})
 }
 
-struct Scenario {
-    _operator: Option<OperatorProcess>,
-    ns: TestNamespace,
-    client: kube::Client,
-    plane: ControlPlane,
-}
-
-impl Scenario {
-    async fn start(name: &str) -> anyhow::Result<Self> {
-        let plane = ControlPlane::start_owned();
-        let client = plane.client().await?;
-        let ns = TestNamespace::create(&plane, &client, name).await?;
-        Ok(Self {
-            _operator: None,
-            ns,
-            client,
-            plane,
-        })
-    }
-
-    fn start_operator(&mut self) -> anyhow::Result<()> {
-        self._operator = Some(OperatorProcess::start(
-            &self.plane,
-            env!("CARGO_BIN_EXE_e2e-operator"),
-            &[],
-        )?);
-        Ok(())
-    }
-
-    fn jobs(&self) -> Api<TrainingJob> {
-        Api::namespaced(self.client.clone(), self.ns.name())
-    }
-
-    fn pods(&self) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), self.ns.name())
-    }
-
-    async fn site(&self, name: &str, forecast_static: Value) -> anyhow::Result<()> {
-        let site: EnergySite = serde_json::from_value(json!({
-            "apiVersion": "verdant.dev/v1alpha1",
-            "kind": "EnergySite",
-            "metadata": {"name": name},
-            "spec": {
-                "nodeSelector": {"matchLabels": {"verdant.dev/site": name}},
-                "location": {"latitude": 36.1, "longitude": -79.9},
-                "pue": 1.2,
-                "forecast": {"provider": "Static", "static": forecast_static}
-            }
-        }))?;
-        Api::<EnergySite>::all(self.client.clone())
-            .create(&PostParams::default(), &site)
-            .await?;
-        Ok(())
-    }
-
-    async fn set_site_supply(&self, name: &str, forecast_static: Value) -> anyhow::Result<()> {
-        let patch = json!({"spec": {"forecast": {"static": forecast_static}}});
-        Api::<EnergySite>::all(self.client.clone())
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        Ok(())
-    }
-
-    async fn job(
-        &self,
-        name: &str,
-        replicas: u32,
-        gpus: u32,
-        spec: Value,
-        pod_annotations: Value,
-    ) -> anyhow::Result<()> {
-        let mut body = json!({
-            "apiVersion": "verdant.dev/v1alpha1",
-            "kind": "TrainingJob",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": replicas,
-                "gpusPerReplica": gpus,
-                "template": {
-                    "metadata": {"annotations": pod_annotations},
-                    "spec": {"containers": [{"name": "trainer", "image": "pytorch/pytorch"}]}
-                }
-            }
-        });
-        merge(&mut body["spec"], spec);
-        let job: TrainingJob = serde_json::from_value(body)?;
-        self.jobs().create(&PostParams::default(), &job).await?;
-        Ok(())
-    }
-
-    async fn wait_phase(
-        &self,
-        name: &str,
-        phase: JobPhase,
-        timeout_s: u64,
-    ) -> anyhow::Result<TrainingJob> {
-        wait::job_in_phase(&self.jobs(), name, phase, Duration::from_secs(timeout_s)).await
-    }
-
-    /// Waits until TrainingJob `name` is gone, finalizer and all.
-    async fn wait_deleted(&self, name: &str, what: &str) -> anyhow::Result<()> {
-        let jobs = self.jobs();
-        wait::until(what, Duration::from_secs(30), || {
-            let jobs = jobs.clone();
-            async move {
-                Ok(match jobs.get_opt(name).await? {
-                    None => Ok(()),
-                    Some(j) => Err(format!(
-                        "still there, phase {:?}, finalizers {:?}",
-                        j.status.as_ref().map(|s| s.phase),
-                        j.finalizers()
-                    )),
-                })
-            }
-        })
-        .await
-    }
-
-    async fn pods_of(&self, job: &str) -> anyhow::Result<Vec<Pod>> {
-        let list = self
-            .pods()
-            .list(&ListParams::default().labels(&format!("verdant.dev/job-name={job}")))
-            .await?;
-        Ok(list.items)
-    }
-}
-
-fn merge(target: &mut Value, patch: Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                merge(t.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (t, p) => *t = p,
-    }
-}
-
-fn node_of(pod: &Pod) -> Option<String> {
-    pod.spec.as_ref().and_then(|s| s.node_name.clone())
-}
-
-/// A sample of the operator's `/metrics` (`name` with its labels, as exposed).
-async fn metric(operator: &OperatorProcess, name: &str) -> anyhow::Result<Option<f64>> {
-    let text = reqwest::get(format!("{}/metrics", operator.http_url))
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse::<f64>().ok()))
-}
+const OPERATOR: &str = env!("CARGO_BIN_EXE_e2e-operator");
 
 /// Scheduling cycles the operator has completed.
 async fn cycles(operator: &OperatorProcess) -> anyhow::Result<u64> {
-    metric(operator, "verdant_scheduling_cycle_duration_seconds_count")
+    operator
+        .metric("verdant_scheduling_cycle_duration_seconds_count")
         .await?
         .map(|v| v as u64)
         .ok_or_else(|| anyhow::anyhow!("no scheduling cycle count in the metrics"))
 }
 
-/// The Events on TrainingJob `job`, as (type, reason, note).
-async fn events_of(s: &Scenario, job: &str) -> anyhow::Result<Vec<(String, String, String)>> {
-    let events =
-        Api::<k8s_openapi::api::core::v1::Event>::namespaced(s.client.clone(), s.ns.name())
-            .list(&ListParams::default())
-            .await?;
-    Ok(events
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(job))
-        .map(|e| {
-            (
-                e.type_.unwrap_or_default(),
-                e.reason.unwrap_or_default(),
-                e.message.unwrap_or_default(),
-            )
-        })
-        .collect())
-}
-
-/// Waits for an Event of `type_` and `reason` on TrainingJob `job`; returns its note.
-async fn wait_event(s: &Scenario, job: &str, type_: &str, reason: &str) -> anyhow::Result<String> {
-    wait::until(
-        &format!("a {type_} Event {reason} on {job}"),
-        Duration::from_secs(30),
-        || async move {
-            let events = events_of(s, job).await?;
-            Ok(events
-                .iter()
-                .find(|(t, r, _)| t == type_ && r == reason)
-                .map(|(_, _, note)| note.clone())
-                .ok_or_else(|| format!("events: {events:?}")))
-        },
-    )
-    .await
-}
-
-fn phase_of(pod: &Pod) -> String {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.clone())
-        .unwrap_or_default()
-}
-
 #[tokio::test]
 async fn immediate_job_lands_entirely_on_the_sunny_site_and_runs() -> anyhow::Result<()> {
-    let mut s = Scenario::start("immediate").await?;
+    let mut s = Scenario::start("immediate", OPERATOR).await?;
     create_gpu_nodes(&s.client, "sunny", "sunny", 2, 8).await?;
     create_gpu_nodes(&s.client, "dark", "dark", 2, 8).await?;
     s.site("sunny", json!({"constantKw": 500.0})).await?;
     s.site("dark", json!({"constantKw": 0.0})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     s.job(
         "train",
         2,
@@ -284,7 +90,7 @@ async fn immediate_job_lands_entirely_on_the_sunny_site_and_runs() -> anyhow::Re
 
 #[tokio::test]
 async fn green_preferred_job_defers_then_starts_when_supply_rises() -> anyhow::Result<()> {
-    let mut s = Scenario::start("deferred").await?;
+    let mut s = Scenario::start("deferred", OPERATOR).await?;
     create_gpu_nodes(&s.client, "solar", "solar", 2, 8).await?;
     // Green power only three hours from now (UTC hour profile), none before.
     let hour_index = jiff::Timestamp::now().as_second() / 3600;
@@ -294,7 +100,7 @@ async fn green_preferred_job_defers_then_starts_when_supply_rises() -> anyhow::R
     hourly[green_hour] = 1000.0;
     hourly[(green_hour + 1) % 24] = 1000.0;
     s.site("solar", json!({"hourlyKw": hourly})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(12);
     s.job("train", 1, 8, json!({"energy": {"policy": "GreenPreferred", "deadline": deadline.to_string(), "estimatedDuration": "1h"}}), json!({}))
         .await?;
@@ -332,14 +138,14 @@ async fn green_preferred_job_defers_then_starts_when_supply_rises() -> anyhow::R
 
 #[tokio::test]
 async fn latest_start_places_the_job_without_green_power_and_says_why() -> anyhow::Result<()> {
-    let mut s = Scenario::start("latest-start").await?;
+    let mut s = Scenario::start("latest-start", OPERATOR).await?;
     create_gpu_nodes(&s.client, "dark", "dark", 1, 8).await?;
     // Green power three hours from now; none before.
     let now_hour = (jiff::Timestamp::now().as_second() / 3600).rem_euclid(24) as usize;
     let mut hourly = vec![0.0; 24];
     hourly[(now_hour + 3) % 24] = 1000.0;
     s.site("dark", json!({"hourlyKw": hourly})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     s.job("urgent", 1, 8, json!({"energy": {"policy": "GreenPreferred", "maxDelay": "6h", "estimatedDuration": "1h"}}), json!({}))
         .await?;
     let deferred = s.wait_phase("urgent", JobPhase::Deferred, 30).await?;
@@ -378,7 +184,7 @@ async fn latest_start_places_the_job_without_green_power_and_says_why() -> anyho
 
 #[tokio::test]
 async fn gang_waits_whole_until_capacity_frees_and_never_partially_binds() -> anyhow::Result<()> {
-    let mut s = Scenario::start("gang").await?;
+    let mut s = Scenario::start("gang", OPERATOR).await?;
     create_gpu_nodes(&s.client, "site", "site", 4, 8).await?;
     s.site("site", json!({"constantKw": 1000.0})).await?;
     // Someone else's pod holds 4 GPUs on one node: only 3 nodes have 8 free.
@@ -388,7 +194,7 @@ async fn gang_waits_whole_until_capacity_frees_and_never_partially_binds() -> an
         "spec": {"nodeName": "site-3", "containers": [{"name": "c", "image": "x", "resources": {"limits": {"nvidia.com/gpu": "4"}}}]}
     }))?;
     s.pods().create(&PostParams::default(), &blocker).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     s.job(
         "big",
         4,
@@ -412,7 +218,7 @@ async fn gang_waits_whole_until_capacity_frees_and_never_partially_binds() -> an
     )
     .await?;
     // Through three more scheduling cycles, no pod of the gang is ever bound.
-    let operator = s._operator.as_ref().unwrap();
+    let operator = s.operator();
     let from = cycles(operator).await?;
     let bound = wait::until(
         "three more scheduling cycles, or a bound pod",
@@ -459,10 +265,10 @@ async fn gang_waits_whole_until_capacity_frees_and_never_partially_binds() -> an
 
 #[tokio::test]
 async fn failed_replica_restarts_the_gang_until_the_backoff_limit() -> anyhow::Result<()> {
-    let mut s = Scenario::start("backoff").await?;
+    let mut s = Scenario::start("backoff", OPERATOR).await?;
     create_gpu_nodes(&s.client, "site", "site", 2, 8).await?;
     s.site("site", json!({"constantKw": 1000.0})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     s.job(
         "flaky",
         2,
@@ -502,10 +308,10 @@ async fn failed_replica_restarts_the_gang_until_the_backoff_limit() -> anyhow::R
 
 #[tokio::test]
 async fn suspend_removes_the_pods_and_resume_brings_them_back() -> anyhow::Result<()> {
-    let mut s = Scenario::start("suspend").await?;
+    let mut s = Scenario::start("suspend", OPERATOR).await?;
     create_gpu_nodes(&s.client, "site", "site", 2, 8).await?;
     s.site("site", json!({"constantKw": 1000.0})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     s.job(
         "pausable",
         2,
@@ -561,10 +367,10 @@ async fn suspend_removes_the_pods_and_resume_brings_them_back() -> anyhow::Resul
 
 #[tokio::test]
 async fn completed_job_succeeds_and_its_ttl_deletes_it() -> anyhow::Result<()> {
-    let mut s = Scenario::start("complete").await?;
+    let mut s = Scenario::start("complete", OPERATOR).await?;
     create_gpu_nodes(&s.client, "site", "site", 1, 8).await?;
     s.site("site", json!({"constantKw": 1000.0})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     s.job(
         "short",
         1,
@@ -588,10 +394,10 @@ async fn completed_job_succeeds_and_its_ttl_deletes_it() -> anyhow::Result<()> {
 #[tokio::test]
 async fn operator_killed_during_gang_creation_leaves_a_whole_gang_after_restart()
 -> anyhow::Result<()> {
-    let mut s = Scenario::start("restart").await?;
+    let mut s = Scenario::start("restart", OPERATOR).await?;
     create_gpu_nodes(&s.client, "site", "site", 2, 8).await?;
     s.site("site", json!({"constantKw": 1000.0})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     s.job(
         "wide",
         16,
@@ -619,7 +425,7 @@ async fn operator_killed_during_gang_creation_leaves_a_whole_gang_after_restart(
         }
     })
     .await?;
-    if let Some(operator) = s._operator.as_mut() {
+    if let Some(operator) = s.operator.as_mut() {
         operator.kill();
     }
     let at_kill = s.pods_of("wide").await?;
@@ -630,7 +436,7 @@ async fn operator_killed_during_gang_creation_leaves_a_whole_gang_after_restart(
         at_kill.len()
     );
 
-    s.start_operator()?;
+    s.start_operator(&[])?;
     s.wait_phase("wide", JobPhase::Running, 60).await?;
     let pods = s.pods_of("wide").await?;
     let names: BTreeSet<_> = pods.iter().map(|p| p.name_any()).collect();
@@ -648,10 +454,10 @@ async fn operator_killed_during_gang_creation_leaves_a_whole_gang_after_restart(
 
 #[tokio::test]
 async fn two_jobs_that_each_need_the_whole_cluster_both_finish_in_turn() -> anyhow::Result<()> {
-    let mut s = Scenario::start("no-deadlock").await?;
+    let mut s = Scenario::start("no-deadlock", OPERATOR).await?;
     create_gpu_nodes(&s.client, "site", "site", 2, 8).await?;
     s.site("site", json!({"constantKw": 1000.0})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     let done = json!({"verdant.dev/kwok-succeed-after": "4s"});
     s.job(
         "first",
@@ -723,15 +529,15 @@ async fn two_jobs_that_each_need_the_whole_cluster_both_finish_in_turn() -> anyh
 #[tokio::test]
 async fn jobs_the_operator_cannot_act_on_get_a_warning_hold_nothing_and_delete_cleanly()
 -> anyhow::Result<()> {
-    let mut s = Scenario::start("rejected").await?;
+    let mut s = Scenario::start("rejected", OPERATOR).await?;
     create_gpu_nodes(&s.client, "site", "site", 1, 8).await?;
     s.site("site", json!({"constantKw": 1000.0})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
 
     // Pods the API server rejects: the job fails at once, with the reason in status
     // and a Warning Event, and frees its GPUs.
     let mut spec = json!({"energy": {"policy": "Immediate"}});
-    merge(&mut spec, rejected_template());
+    jobs::merge(&mut spec, rejected_template());
     s.job("broken", 1, 8, spec, json!({})).await?;
     let job = s.wait_phase("broken", JobPhase::Failed, 60).await?;
     let status = job.status.unwrap();
@@ -746,13 +552,12 @@ async fn jobs_the_operator_cannot_act_on_get_a_warning_hold_nothing_and_delete_c
         "holds no nodes: {:?}",
         status.nodes
     );
-    let note = wait_event(&s, "broken", "Warning", "FailedCreate").await?;
+    let note = s.wait_event("broken", "Warning", "FailedCreate").await?;
     assert!(note.contains("spec.containers[0].name"), "{note}");
-    let invalid = metric(
-        s._operator.as_ref().unwrap(),
-        "verdant_reconcile_errors_total{error=\"invalid\"}",
-    )
-    .await?;
+    let invalid = s
+        .operator()
+        .metric("verdant_reconcile_errors_total{error=\"invalid\"}")
+        .await?;
     assert!(
         invalid.is_some_and(|n| n >= 1.0),
         "counted as invalid: {invalid:?}"
@@ -778,7 +583,7 @@ async fn jobs_the_operator_cannot_act_on_get_a_warning_hold_nothing_and_delete_c
         json!({}),
     )
     .await?;
-    wait_event(&s, "too-wide", "Warning", "Unschedulable").await?;
+    s.wait_event("too-wide", "Warning", "Unschedulable").await?;
 
     // The operator deletes what it owns: the failed job goes, finalizer and all.
     s.jobs().delete("broken", &DeleteParams::default()).await?;
@@ -789,10 +594,10 @@ async fn jobs_the_operator_cannot_act_on_get_a_warning_hold_nothing_and_delete_c
 
 #[tokio::test]
 async fn suspended_time_does_not_count_toward_active_deadline_seconds() -> anyhow::Result<()> {
-    let mut s = Scenario::start("active-deadline").await?;
+    let mut s = Scenario::start("active-deadline", OPERATOR).await?;
     create_gpu_nodes(&s.client, "site", "site", 1, 8).await?;
     s.site("site", json!({"constantKw": 1000.0})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     let limit_s = 10;
     s.job(
         "timed",
@@ -898,10 +703,10 @@ async fn suspended_time_does_not_count_toward_active_deadline_seconds() -> anyho
 
 #[tokio::test]
 async fn a_deadline_already_past_is_accepted_warned_and_overdue() -> anyhow::Result<()> {
-    let mut s = Scenario::start("past-deadline").await?;
+    let mut s = Scenario::start("past-deadline", OPERATOR).await?;
     create_gpu_nodes(&s.client, "dark", "dark", 1, 8).await?;
     s.site("dark", json!({"constantKw": 0.0})).await?;
-    s.start_operator()?;
+    s.start_operator(&[])?;
     let deadline = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
     s.job(
         "late",
@@ -921,7 +726,7 @@ async fn a_deadline_already_past_is_accepted_warned_and_overdue() -> anyhow::Res
         .find(|c| c.type_ == "DeadlineInPast")
         .expect("a DeadlineInPast condition");
     assert_eq!(condition.status, "True");
-    let note = wait_event(&s, "late", "Warning", "DeadlineInPast").await?;
+    let note = s.wait_event("late", "Warning", "DeadlineInPast").await?;
     assert!(note.contains("already past"), "{note}");
     Ok(())
 }

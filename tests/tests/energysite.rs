@@ -4,8 +4,6 @@
 //! Each scenario has its own control plane: an operator reconciles every EnergySite of
 //! its cluster.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,35 +13,19 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use verdant_crds::{EnergySite, EnergySiteStatus, JobPhase, TrainingJob};
+use verdant_crds::{EnergySiteStatus, JobPhase, TrainingJob};
 use verdant_operator::energy::forecast::samples::open_meteo_answer;
-use verdant_tests::{
-    ControlPlane, OperatorProcess, TestNamespace, create_gpu_nodes, repo_root, wait,
-};
+use verdant_tests::operator::metric_value;
+use verdant_tests::sites::{condition, condition_is, renewable_kw_now};
+use verdant_tests::{Scenario, create_gpu_nodes, examples_dir, repo_root, wait};
 
-struct Scenario {
-    operator: Option<OperatorProcess>,
-    ns: TestNamespace,
-    client: kube::Client,
-    plane: ControlPlane,
-}
-
-impl Scenario {
-    async fn start(name: &str) -> anyhow::Result<Self> {
-        let plane = ControlPlane::start_owned();
-        let client = plane.client().await?;
-        let ns = TestNamespace::create(&plane, &client, name).await?;
-        Ok(Self {
-            operator: None,
-            ns,
-            client,
-            plane,
-        })
-    }
-
-    fn start_operator(&mut self, extra: &[&str]) -> anyhow::Result<()> {
-        let weather_dir = examples_dir().to_string_lossy().into_owned();
-        let mut flags = vec![
+/// A scenario with the operator as these tests run it: site status every second, the
+/// documented weather files, and quick forecast retries.
+async fn scenario(name: &str) -> anyhow::Result<Scenario> {
+    let weather_dir = examples_dir().to_string_lossy().into_owned();
+    Ok(Scenario::start(name, env!("CARGO_BIN_EXE_e2e-operator"))
+        .await?
+        .with_operator_flags(&[
             "--site-status-seconds",
             "1",
             "--weather-dir",
@@ -54,99 +36,12 @@ impl Scenario {
             "50",
             "--forecast-timeout-seconds",
             "2",
-        ];
-        flags.extend_from_slice(extra);
-        self.operator = Some(OperatorProcess::start(
-            &self.plane,
-            env!("CARGO_BIN_EXE_e2e-operator"),
-            &flags,
-        )?);
-        Ok(())
-    }
-
-    fn sites(&self) -> Api<EnergySite> {
-        Api::all(self.client.clone())
-    }
-
-    async fn create_site(&self, site: Value) -> anyhow::Result<()> {
-        let site: EnergySite = serde_json::from_value(site)?;
-        self.sites().create(&PostParams::default(), &site).await?;
-        Ok(())
-    }
-
-    /// Waits until the site's status passes `check` (which says what it saw otherwise).
-    async fn wait_site(
-        &self,
-        name: &str,
-        what: &str,
-        timeout_s: u64,
-        check: impl Fn(&EnergySiteStatus) -> Result<(), String>,
-    ) -> anyhow::Result<EnergySiteStatus> {
-        let sites = self.sites();
-        let check = &check;
-        wait::until(
-            &format!("EnergySite {name}: {what}"),
-            Duration::from_secs(timeout_s),
-            || {
-                let sites = sites.clone();
-                async move {
-                    let status = sites.get(name).await?.status.unwrap_or_default();
-                    Ok(check(&status).map(|()| status.clone()))
-                }
-            },
-        )
-        .await
-    }
-}
-
-fn examples_dir() -> PathBuf {
-    repo_root().join("docs/examples")
-}
-
-fn condition<'a>(
-    status: &'a EnergySiteStatus,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    status.conditions.iter().find(|c| c.type_ == type_)
-}
-
-fn condition_is(status: &EnergySiteStatus, type_: &str, value: &str) -> Result<(), String> {
-    match condition(status, type_) {
-        Some(c) if c.status == value => Ok(()),
-        Some(c) => Err(format!(
-            "{type_}={} ({}: {})",
-            c.status, c.reason, c.message
-        )),
-        None => Err(format!("no {type_} condition yet; status: {status:?}")),
-    }
-}
-
-fn total_now(status: &EnergySiteStatus) -> f64 {
-    status.renewable_kw.as_ref().map_or(0.0, |r| r.total)
-}
-
-/// The operator's metrics, over a plain HTTP/1.0 request.
-fn metrics(operator: &OperatorProcess) -> anyhow::Result<String> {
-    let address = operator.http_url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut body = String::new();
-    stream.read_to_string(&mut body)?;
-    Ok(body)
-}
-
-fn metric_value(metrics: &str, name_and_labels: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name_and_labels))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+        ]))
 }
 
 #[tokio::test]
 async fn replayed_weather_files_give_48_hour_forecasts() -> anyhow::Result<()> {
-    let mut s = Scenario::start("replay").await?;
+    let mut s = scenario("replay").await?;
     // The documented examples, as a user applies them; their relative paths resolve
     // against --weather-dir.
     for example in [
@@ -196,7 +91,7 @@ async fn replayed_weather_files_give_48_hour_forecasts() -> anyhow::Result<()> {
         if status.forecast.len() != 48 {
             return Err(format!("{} forecast points", status.forecast.len()));
         }
-        if total_now(status) <= 0.0 {
+        if renewable_kw_now(status) <= 0.0 {
             return Err(format!("renewableKw {:?}", status.renewable_kw));
         }
         Ok(())
@@ -268,7 +163,7 @@ async fn replayed_weather_files_give_48_hour_forecasts() -> anyhow::Result<()> {
         .await?;
     assert!(cm.renewable_kw.unwrap().wind > 0.0);
 
-    let text = metrics(s.operator.as_ref().unwrap())?;
+    let text = s.operator().metrics().await?;
     let wind_now = metric_value(
         &text,
         "verdant_site_renewable_kw{site=\"windpark-2010\",source=\"wind\"}",
@@ -311,7 +206,7 @@ async fn open_meteo(
 
 #[tokio::test]
 async fn open_meteo_site_keeps_its_last_forecast_when_the_server_fails() -> anyhow::Result<()> {
-    let mut s = Scenario::start("openmeteo").await?;
+    let mut s = scenario("openmeteo").await?;
     let server = OpenMeteo::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -348,7 +243,7 @@ async fn open_meteo_site_keeps_its_last_forecast_when_the_server_fails() -> anyh
         good.forecast.iter().all(|p| p.wind_kw > 0.0),
         "7 m/s at 10 m"
     );
-    assert!(total_now(&good) >= 0.0);
+    assert!(renewable_kw_now(&good) >= 0.0);
 
     *server.failing.lock().unwrap() = true;
     let degraded = s
@@ -424,7 +319,7 @@ async fn open_meteo_site_keeps_its_last_forecast_when_the_server_fails() -> anyh
 
 #[tokio::test]
 async fn overlapping_node_selectors_get_a_condition_and_a_warning_event() -> anyhow::Result<()> {
-    let mut s = Scenario::start("overlap").await?;
+    let mut s = scenario("overlap").await?;
     let site = format!("{}-a", s.ns.name());
     let other = format!("{}-b", s.ns.name());
     let nodes = create_gpu_nodes(&s.client, &site, &site, 2, 8).await?;
@@ -506,7 +401,7 @@ async fn overlapping_node_selectors_get_a_condition_and_a_warning_event() -> any
 
 #[tokio::test]
 async fn load_deficit_and_the_green_only_grace_survive_an_operator_restart() -> anyhow::Result<()> {
-    let mut s = Scenario::start("deficit").await?;
+    let mut s = scenario("deficit").await?;
     let site = format!("{}-s", s.ns.name());
     create_gpu_nodes(&s.client, &site, &site, 2, 8).await?;
     s.create_site(verdant_tests::sites::static_site(&site, 100.0))
