@@ -46,25 +46,14 @@ impl AgentProcess {
         Api::<ServiceAccount>::namespaced(client.clone(), namespace)
             .create(&PostParams::default(), &account)
             .await?;
-        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let mut agents = Vec::new();
         for node in nodes {
-            let pod: Pod = serde_json::from_value(json!({
-                "metadata": {"name": format!("verdant-agent-{node}"), "labels": {"app": "verdant-agent"}},
-                "spec": {
-                    "nodeName": node,
-                    "serviceAccountName": AGENT_ACCOUNT,
-                    "containers": [{"name": "agent", "image": "verdant-agent"}]
-                }
-            }))?;
-            let pod = pods.create(&PostParams::default(), &pod).await?;
-            let token = request_token(
+            let token = report_token(
                 client,
                 namespace,
                 AGENT_ACCOUNT,
-                &["verdant"],
-                3600,
-                Some((&pod.name_any(), &pod.uid().unwrap_or_default())),
+                &format!("verdant-agent-{node}"),
+                node,
             )
             .await?;
             let token_file = plane.dir().join(format!("agent-{node}.token"));
@@ -83,9 +72,8 @@ impl AgentProcess {
     ) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let metrics_addr = format!("127.0.0.1:{port}");
-        let log = plane.dir().join(format!("agent-{node}.log"));
-        let file = std::fs::File::create(&log)?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["run", "--backend", "simulated", "--node-name", node])
             .args(["--operator-url", ingest_url])
             .arg("--token-file")
@@ -95,7 +83,21 @@ impl AgentProcess {
             .arg(plane.dir().join(format!("agent-{node}.buffer")))
             .args(["--sample-interval", "250ms", "--report-window", "2s"])
             .env("KUBECONFIG", plane.kubeconfig())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info");
+        let log = plane.dir().join(format!("agent-{node}.log"));
+        Self::spawn(command, node, metrics_addr, log)
+    }
+
+    /// Runs `command` (the agent binary, its flags and environment) as the agent of
+    /// `node` serving `/metrics` on `metrics_addr`, its output in `log`.
+    pub fn spawn(
+        mut command: Command,
+        node: &str,
+        metrics_addr: String,
+        log: PathBuf,
+    ) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(&log)?;
+        let child = command
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .spawn()?;
@@ -111,6 +113,51 @@ impl AgentProcess {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// Creates the agent pod `pod_name` on `node`, running as ServiceAccount `account` of
+/// `namespace`, and returns a report token for it: audience `verdant`, bound to the pod,
+/// as the DaemonSet's projected volume holds it (the operator checks that the pod of a
+/// token runs on the node its report names).
+pub async fn report_token(
+    client: &kube::Client,
+    namespace: &str,
+    account: &str,
+    pod_name: &str,
+    node: &str,
+) -> anyhow::Result<String> {
+    let pod = create_agent_pod(client, namespace, pod_name, node, account).await?;
+    request_token(
+        client,
+        namespace,
+        account,
+        &["verdant"],
+        3600,
+        Some((&pod.name_any(), &pod.uid().unwrap_or_default())),
+    )
+    .await
+}
+
+/// Creates the pod `name` on `node` that an agent of the DaemonSet would run in, as
+/// ServiceAccount `account` of `namespace` (KWOK plays its kubelet; no process runs in it).
+pub async fn create_agent_pod(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    node: &str,
+    account: &str,
+) -> anyhow::Result<Pod> {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": "verdant-agent"}},
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": account,
+            "containers": [{"name": "agent", "image": "verdant-agent"}]
+        }
+    }))?;
+    Ok(Api::<Pod>::namespaced(client.clone(), namespace)
+        .create(&PostParams::default(), &pod)
+        .await?)
 }
 
 impl Drop for AgentProcess {

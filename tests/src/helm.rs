@@ -8,6 +8,11 @@ use std::sync::OnceLock;
 use anyhow::Context;
 use serde_json::Value;
 
+/// The release name the tests install the chart under.
+pub const RELEASE: &str = "verdant";
+/// The namespace they install it into.
+pub const NAMESPACE: &str = "verdant-system";
+
 /// The chart's folder.
 pub fn chart_dir() -> PathBuf {
     crate::repo_root().join("helm/verdant")
@@ -59,7 +64,34 @@ pub fn helm(home: &Path, kubeconfig: Option<&Path>) -> anyhow::Result<Command> {
     Ok(command)
 }
 
-/// Runs a helm command and returns stdout; an error with stderr when it fails.
+/// `helm install` of the chart as [`RELEASE`] into [`NAMESPACE`] (created) of the
+/// cluster of `kubeconfig`, with the `--set` values `sets` and the further arguments
+/// `extra` (e.g. `--wait`); returns helm's output (the release notes).
+pub fn install(
+    home: &Path,
+    kubeconfig: &Path,
+    sets: &[&str],
+    extra: &[&str],
+) -> anyhow::Result<String> {
+    let mut install = helm(home, Some(kubeconfig))?;
+    install
+        .args([
+            "install",
+            RELEASE,
+            "--namespace",
+            NAMESPACE,
+            "--create-namespace",
+        ])
+        .arg(chart_dir())
+        .args(extra);
+    for set in sets {
+        install.args(["--set", set]);
+    }
+    output(install)
+}
+
+/// Runs a command (helm, or any other) and returns stdout; an error with stdout and
+/// stderr when it fails.
 pub fn output(mut command: Command) -> anyhow::Result<String> {
     let described = format!("{command:?}");
     let output = command

@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, LogParams};
 
 use crate::ControlPlane;
-use crate::helm::{chart_dir, helm, output};
+use crate::helm::{install, output};
 
 /// The real node's name (`hack/node.sh`).
 pub const NODE: &str = "verdant-node";
@@ -25,8 +25,7 @@ pub const SITE: &str = "local";
 /// The node's `nvidia.com/gpu` capacity, patched into its status.
 pub const NODE_GPUS: u32 = 4;
 /// Where the chart is installed.
-pub const NAMESPACE: &str = "verdant-system";
-pub const RELEASE: &str = "verdant";
+pub use crate::helm::{NAMESPACE, RELEASE};
 /// A folder on the node for hostPath volumes; `hack/node.sh down` removes it.
 pub const NODE_DATA_DIR: &str = "/var/lib/verdant-node/data";
 
@@ -71,10 +70,10 @@ impl RealCluster {
         build
             .arg("build")
             .env("VERDANT_IMAGES_PROFILE", images_profile());
-        run(build).context("building the images (hack/images.sh build)")?;
+        output(build).context("building the images (hack/images.sh build)")?;
         let mut reference = Command::new(&images);
         reference.args(["ref", "trainer"]);
-        let trainer_image = run(reference)?.trim().to_owned();
+        let trainer_image = output(reference)?.trim().to_owned();
         println!("real node: images built in {:?}", started.elapsed());
 
         // hack/node.sh loads the images into the node's containerd as it starts.
@@ -84,18 +83,7 @@ impl RealCluster {
         let installed = Instant::now();
         let home = plane.dir().join("helm");
         std::fs::create_dir_all(&home)?;
-        let mut install = helm(&home, Some(plane.kubeconfig()))?;
-        install
-            .args([
-                "install",
-                RELEASE,
-                "--namespace",
-                NAMESPACE,
-                "--create-namespace",
-            ])
-            .arg(chart_dir())
-            .args(["--wait", "--timeout", "5m"]);
-        for set in [
+        let sets = [
             // Never pull: the node has the images or the pod says ErrImageNeverPull.
             "operator.image.pullPolicy=Never",
             "agent.image.pullPolicy=Never",
@@ -111,10 +99,14 @@ impl RealCluster {
             // Decide quickly: the tests wait for placements.
             "operator.scheduling.cycleSeconds=2",
             "operator.ingest.energyStatusSeconds=5",
-        ] {
-            install.args(["--set", set]);
-        }
-        if let Err(e) = output(install) {
+        ];
+        let installing = install(
+            &home,
+            plane.kubeconfig(),
+            &sets,
+            &["--wait", "--timeout", "5m"],
+        );
+        if let Err(e) = installing {
             let pods = plane
                 .kubectl_output(&["get", "pods", "--all-namespaces", "-o", "wide"])
                 .unwrap_or_else(|e| e.to_string());
@@ -154,22 +146,6 @@ impl RealCluster {
     pub fn node_logs(&self) -> PathBuf {
         self.plane.dir().join("node")
     }
-}
-
-fn run(mut command: Command) -> anyhow::Result<String> {
-    let described = format!("{command:?}");
-    let out = command
-        .output()
-        .with_context(|| format!("running {described}"))?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "{described} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// A pod's log, through the API server and the node's kubelet.

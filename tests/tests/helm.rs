@@ -7,8 +7,8 @@
 //! and environment the chart's Deployment gives it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
@@ -18,12 +18,11 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use verdant_crds::{EnergySite, JobPhase, TrainingJob};
-use verdant_tests::helm::{chart_dir, helm, output, parse_manifests};
+use verdant_tests::agents::{AgentProcess, report_token};
+use verdant_tests::helm::{NAMESPACE, RELEASE, chart_dir, helm, install, output, parse_manifests};
 use verdant_tests::service_account::{client_from, request_token, write_token_kubeconfig};
 use verdant_tests::{ControlPlane, OperatorProcess, TestNamespace, create_gpu_nodes, wait};
 
-const RELEASE: &str = "verdant";
-const NAMESPACE: &str = "verdant-system";
 const OPERATOR_SA: &str = "verdant-operator";
 const AGENT_SA: &str = "verdant-agent";
 const CRDS: [&str; 2] = ["trainingjobs.verdant.dev", "energysites.verdant.dev"];
@@ -442,24 +441,6 @@ fn schema_rejects_bad_values_with_the_reason() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `helm install` of the chart into the control plane with extra `--set` values.
-fn install(plane: &ControlPlane, home: &Path, sets: &[&str]) -> anyhow::Result<String> {
-    let mut install = helm(home, Some(plane.kubeconfig()))?;
-    install
-        .args([
-            "install",
-            RELEASE,
-            "--namespace",
-            NAMESPACE,
-            "--create-namespace",
-        ])
-        .arg(chart_dir());
-    for set in sets {
-        install.args(["--set", set]);
-    }
-    output(install)
-}
-
 fn manifest(plane: &ControlPlane, home: &Path) -> anyhow::Result<String> {
     let mut get = helm(home, Some(plane.kubeconfig()))?;
     get.args(["get", "manifest", RELEASE, "--namespace", NAMESPACE]);
@@ -531,7 +512,7 @@ async fn helm_install_creates_every_object_and_establishes_the_crds() -> anyhow:
     )
     .await?;
 
-    let notes = install(&plane, home, &[])?;
+    let notes = install(home, plane.kubeconfig(), &[], &[])?;
     assert!(notes.contains("STATUS: deployed"), "{notes}");
     assert!(
         notes.contains("kubectl apply --server-side"),
@@ -650,105 +631,61 @@ async fn helm_install_creates_every_object_and_establishes_the_crds() -> anyhow:
 /// The agent, run as the chart's DaemonSet runs it on `node`: the rendered flags and
 /// environment, the agent ServiceAccount's rights for the Kubernetes API, and for its
 /// reports a token of audience `verdant` bound to an agent pod on the node, as the
-/// projected volume holds it. Killed when dropped; its log is printed if the test fails.
-struct AgentProcess {
-    child: Child,
-    log: PathBuf,
-}
+/// projected volume holds it.
+async fn start_chart_agent(
+    plane: &ControlPlane,
+    client: &kube::Client,
+    daemonset: &Value,
+    node: &str,
+    operator: &OperatorProcess,
+    home: &Path,
+) -> anyhow::Result<AgentProcess> {
+    let pod_name = format!("verdant-agent-{}", verdant_tests::unique_suffix());
+    let report_token = report_token(client, NAMESPACE, AGENT_SA, &pod_name, node).await?;
+    let token_file = home.join("agent-report.token");
+    std::fs::write(&token_file, report_token)?;
+    let api_token = request_token(client, NAMESPACE, AGENT_SA, &[], 3600, None).await?;
+    let kubeconfig = write_token_kubeconfig(
+        plane.kubeconfig(),
+        &api_token,
+        &home.join("agent-run.kubeconfig"),
+    )?;
 
-impl AgentProcess {
-    async fn start(
-        plane: &ControlPlane,
-        client: &kube::Client,
-        daemonset: &Value,
-        node: &str,
-        operator: &OperatorProcess,
-        home: &Path,
-    ) -> anyhow::Result<Self> {
-        let pod: Pod = serde_json::from_value(json!({
-            "metadata": {"name": format!("verdant-agent-{}", verdant_tests::unique_suffix())},
-            "spec": {
-                "nodeName": node,
-                "serviceAccountName": AGENT_SA,
-                "containers": [{"name": "agent", "image": "verdant-agent"}]
-            }
-        }))?;
-        let pod = Api::<Pod>::namespaced(client.clone(), NAMESPACE)
-            .create(&PostParams::default(), &pod)
-            .await?;
-        let report_token = request_token(
-            client,
-            NAMESPACE,
-            AGENT_SA,
-            &["verdant"],
-            3600,
-            Some((&pod.name_any(), &pod.uid().unwrap_or_default())),
-        )
-        .await?;
-        let token_file = home.join("agent-report.token");
-        std::fs::write(&token_file, report_token)?;
-        let api_token = request_token(client, NAMESPACE, AGENT_SA, &[], 3600, None).await?;
-        let kubeconfig = write_token_kubeconfig(
-            plane.kubeconfig(),
-            &api_token,
-            &home.join("agent-run.kubeconfig"),
-        )?;
-
-        let c = container(daemonset, "agent");
-        let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let replaced = [
-            ("--operator-url", operator.ingest_url.clone()),
-            ("--token-file", token_file.display().to_string()),
-            ("--metrics-addr", format!("127.0.0.1:{metrics_port}")),
-            (
-                "--buffer-dir",
-                home.join("agent-buffer").display().to_string(),
-            ),
-            ("--sample-interval", "250ms".to_owned()),
-            ("--report-window", "2s".to_owned()),
-        ];
-        let flags: Vec<String> = args(c)
-            .into_iter()
-            .map(|arg| {
-                replaced
-                    .iter()
-                    .find(|(flag, _)| arg.starts_with(&format!("{flag}=")))
-                    .map_or(arg, |(flag, value)| format!("{flag}={value}"))
-            })
-            .collect();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_e2e-agent"));
-        command.args(&flags).env("KUBECONFIG", &kubeconfig);
-        for var in c["env"].as_array().unwrap() {
-            let name = var["name"].as_str().unwrap();
-            match name {
-                "NODE_NAME" => command.env(name, node),
-                _ => command.env(name, var["value"].as_str().unwrap()),
-            };
-        }
-        let log = home.join("agent.log");
-        let file = std::fs::File::create(&log)?;
-        let child = command
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file))
-            .spawn()?;
-        Ok(Self { child, log })
+    let c = container(daemonset, "agent");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let replaced = [
+        ("--operator-url", operator.ingest_url.clone()),
+        ("--token-file", token_file.display().to_string()),
+        ("--metrics-addr", metrics_addr.clone()),
+        (
+            "--buffer-dir",
+            home.join("agent-buffer").display().to_string(),
+        ),
+        ("--sample-interval", "250ms".to_owned()),
+        ("--report-window", "2s".to_owned()),
+    ];
+    let flags: Vec<String> = args(c)
+        .into_iter()
+        .map(|arg| {
+            replaced
+                .iter()
+                .find(|(flag, _)| arg.starts_with(&format!("{flag}=")))
+                .map_or(arg, |(flag, value)| format!("{flag}={value}"))
+        })
+        .collect();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_e2e-agent"));
+    command.args(&flags).env("KUBECONFIG", &kubeconfig);
+    for var in c["env"].as_array().unwrap() {
+        let name = var["name"].as_str().unwrap();
+        match name {
+            "NODE_NAME" => command.env(name, node),
+            _ => command.env(name, var["value"].as_str().unwrap()),
+        };
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for AgentProcess {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("===== agent log =====\n{}", self.log());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    AgentProcess::spawn(command, node, metrics_addr, home.join("agent.log"))
 }
 
 /// The operator's flags and environment from the installed Deployment, made to fit a
@@ -806,7 +743,7 @@ async fn operator_with_the_chart_service_account_runs_a_job_lifecycle() -> anyho
     let home = tempfile::tempdir()?;
     let home = home.path();
     // Simulated GPUs: KWOK nodes have none.
-    install(&plane, home, &["agent.backend=simulated"])?;
+    install(home, plane.kubeconfig(), &["agent.backend=simulated"], &[])?;
     let objects = parse_manifests(&manifest(&plane, home)?)?;
     let deployment = find(&objects, "Deployment", "verdant-operator");
     let daemonset = find(&objects, "DaemonSet", "verdant-agent");
@@ -927,7 +864,7 @@ async fn operator_with_the_chart_service_account_runs_a_job_lifecycle() -> anyho
     // The agent on the job's node, as the DaemonSet runs it, reports what the GPUs draw;
     // the operator checks its token (TokenReview, the token's pod) and bills the job.
     let node = format!("{}-gpu-0", ns.name());
-    let agent = AgentProcess::start(&plane, &client, daemonset, &node, &operator, home).await?;
+    let agent = start_chart_agent(&plane, &client, daemonset, &node, &operator, home).await?;
     let energy = wait::until(
         "the job's status.energy from the agent's reports",
         Duration::from_secs(60),
