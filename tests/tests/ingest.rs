@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
@@ -17,6 +16,9 @@ use serde_json::{Value, json};
 use verdant_crds::wire::{AgentReport, GpuWindow, IngestResponse, PodRef, REPORT_SCHEMA};
 use verdant_crds::{EnergySite, JobPhase, TrainingJob};
 use verdant_store::{Store, StoreConfig, create_postgres_database};
+use verdant_tests::agents::create_agent_pod;
+use verdant_tests::proxy::CuttableProxy;
+use verdant_tests::service_account::request_token;
 use verdant_tests::{ControlPlane, OperatorProcess, TestNamespace, create_gpu_nodes, wait};
 
 const AGENT: &str = "verdant-agent";
@@ -223,17 +225,7 @@ async fn agent_pod(
     node: &str,
     account: &str,
 ) -> Pod {
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": name},
-        "spec": {
-            "nodeName": node,
-            "serviceAccountName": account,
-            "containers": [{"name": "agent", "image": "verdant-agent"}]
-        }
-    }))
-    .unwrap();
-    Api::<Pod>::namespaced(client.clone(), namespace)
-        .create(&PostParams::default(), &pod)
+    create_agent_pod(client, namespace, name, node, account)
         .await
         .expect("agent pod")
 }
@@ -246,27 +238,11 @@ async fn token(
     audiences: &[&str],
     pod: Option<&Pod>,
 ) -> String {
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            audiences: (!audiences.is_empty())
-                .then(|| audiences.iter().map(|a| a.to_string()).collect()),
-            expiration_seconds: Some(600),
-            bound_object_ref: pod.map(|p| BoundObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                name: Some(p.name_any()),
-                uid: p.uid(),
-            }),
-        }),
-        ..Default::default()
-    };
-    Api::<ServiceAccount>::namespaced(client.clone(), namespace)
-        .create_token_request(account, &PostParams::default(), &request)
+    let uid = pod.and_then(|p| p.uid()).unwrap_or_default();
+    let bound = pod.map(|p| (p.metadata.name.as_deref().unwrap_or_default(), uid.as_str()));
+    request_token(client, namespace, account, audiences, 600, bound)
         .await
         .expect("TokenRequest")
-        .status
-        .and_then(|s| s.token)
-        .expect("a token")
 }
 
 fn gpu(index: u32, watts: f64, pod: Option<(&str, &str)>) -> GpuWindow {
@@ -846,56 +822,6 @@ async fn gpus_are_billed_only_to_pods_running_on_the_reporting_node() {
     assert!(log.contains("pod_not_on_node"), "{log}");
 }
 
-/// A TCP forwarder to PostgreSQL that can be cut and restored, so the database becomes
-/// unreachable for the operator while it runs.
-struct Proxy {
-    port: u16,
-    cut: Arc<Mutex<bool>>,
-    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    async fn start(target: String) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let cut = Arc::new(Mutex::new(false));
-        let connections = Arc::new(Mutex::new(Vec::new()));
-        let (c, conns) = (cut.clone(), connections.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if *c.lock().unwrap() {
-                    drop(inbound); // refused: closed at once
-                    continue;
-                }
-                let target = target.clone();
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                conns.lock().unwrap().push(task);
-            }
-        });
-        Proxy {
-            port,
-            cut,
-            connections,
-        }
-    }
-
-    /// Drops every connection and refuses new ones.
-    fn cut(&self) {
-        *self.cut.lock().unwrap() = true;
-        for task in self.connections.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-
-    fn restore(&self) {
-        *self.cut.lock().unwrap() = false;
-    }
-}
-
 fn postgres_base_url() -> String {
     if let Ok(url) = std::env::var("VERDANT_TEST_POSTGRES_URL")
         && !url.trim().is_empty()
@@ -923,7 +849,7 @@ async fn an_unreachable_database_gets_503_then_recovers() {
     // postgres://user@127.0.0.1:PORT/db → through the proxy.
     let (prefix, rest) = database.split_once("@").unwrap();
     let (host_port, db) = rest.split_once('/').unwrap();
-    let proxy = Proxy::start(host_port.to_owned()).await;
+    let proxy = CuttableProxy::start(host_port.to_owned()).await.unwrap();
     let through_proxy = format!("{prefix}@127.0.0.1:{}/{db}", proxy.port);
     let rig = Rig::start("ingest-db-down", 1, 10.0, Some(through_proxy)).await;
     let node = rig.nodes[0].clone();
@@ -958,7 +884,7 @@ async fn an_unreachable_database_gets_503_then_recovers() {
     assert!(error_of(&body).contains("unavailable"), "{body}");
 
     // The agent retries the same report; once the database is back it is stored.
-    proxy.restore();
+    proxy.restore().await.unwrap();
     let retried = wait::until(
         "the retried report to be stored",
         Duration::from_secs(60),
