@@ -19,6 +19,7 @@ use kube::api::{
 };
 use serde_json::{Value, json};
 use verdant_crds::{JobPhase, TrainingJob};
+use verdant_tests::jobs::phase_of;
 use verdant_tests::real_node::{NAMESPACE, NODE, NODE_DATA_DIR, RealCluster, pod_log, turn};
 use verdant_tests::{TestNamespace, wait};
 
@@ -58,13 +59,6 @@ fn trainer(cluster: &RealCluster, env: &[(&str, &str)]) -> Value {
 
 fn job_pods(job: &str) -> ListParams {
     ListParams::default().labels(&format!("verdant.dev/job-name={job}"))
-}
-
-fn phase_of(pod: &Pod) -> String {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.clone())
-        .unwrap_or_default()
 }
 
 /// Waits until the job's pods are exactly `count`, all in `phase`; returns them by name.
