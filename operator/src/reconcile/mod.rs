@@ -41,7 +41,7 @@ use crate::lifecycle::observe;
 use crate::metrics::label;
 use crate::topology::{job_id, pods_of_job};
 use execute::{Executor, delete_owned_pods};
-use transition::{Observed, Plan, transition};
+use transition::{JobPlan, Observed, transition};
 
 /// Reconciles one TrainingJob.
 pub async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Requeue> {
@@ -98,7 +98,7 @@ async fn apply(job: Arc<TrainingJob>, ctx: &Context, api: &Api<TrainingJob>) -> 
         nodes: &nodes,
     };
     let (decision, assumed) = ctx.plan.for_job(&job_id(&job));
-    let outcome = transition(&observed, &Plan { decision, assumed }, now);
+    let outcome = transition(&observed, &JobPlan { decision, assumed }, now);
     let executor = Executor::new(ctx, &job, api, &gang, now);
     match executor.apply(&previous, &outcome).await {
         Err(Error::Rejected { object, message }) => {

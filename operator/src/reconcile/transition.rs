@@ -48,7 +48,7 @@ pub struct Observed<'a> {
 
 /// What the last scheduling cycle said about the job.
 #[derive(Clone, Debug, Default)]
-pub struct Plan {
+pub struct JobPlan {
     /// The cycle's decision, if the job was in its view.
     pub decision: Option<Decision>,
     /// A placement decided and not yet in the job's cached status.
@@ -56,7 +56,7 @@ pub struct Plan {
 }
 
 /// Decides the next status of a job and the effects that make it true.
-pub fn transition(observed: &Observed<'_>, plan: &Plan, now: jiff::Timestamp) -> Outcome {
+pub fn transition(observed: &Observed<'_>, plan: &JobPlan, now: jiff::Timestamp) -> Outcome {
     let previous = observed.job.status.clone().unwrap_or_default();
     let mut pass = Pass::new(observed, previous.clone(), now);
     pass.status.observed_generation = observed.job.metadata.generation;
@@ -179,7 +179,7 @@ impl<'a> Pass<'a> {
         Requeue::AwaitChange
     }
 
-    fn step(&mut self, plan: &Plan) -> Requeue {
+    fn step(&mut self, plan: &JobPlan) -> Requeue {
         if self.status.phase.is_finished() {
             if self.status.phase == JobPhase::Failed && self.gang.any_unfinished() {
                 self.delete_pods("the job failed");
@@ -353,7 +353,7 @@ impl<'a> Pass<'a> {
     }
 
     /// A job waiting for a placement: apply the cycle's decision.
-    fn waiting(&mut self, plan: &Plan) -> Requeue {
+    fn waiting(&mut self, plan: &JobPlan) -> Requeue {
         if let Some(placement) = &plan.assumed {
             // The placement goes into the status before any pod exists: if the operator
             // dies after writing it, it finishes this same gang after it restarts. The

@@ -84,7 +84,7 @@ fn now() -> jiff::Timestamp {
 
 fn run(world: &World) -> Outcome {
     let job = job_of(world);
-    let plan = Plan {
+    let plan = JobPlan {
         decision: world.decision.clone(),
         assumed: world.placement.as_ref().map(|p| Assumed {
             site: p.site.clone(),
