@@ -25,7 +25,7 @@ use axum::routing::get;
 use kube::runtime::reflector::Store;
 use serde::Serialize;
 use verdant_core::placement::EngineConfig;
-use verdant_crds::TrainingJob;
+use verdant_crds::{JobPhase, TrainingJob};
 
 use crate::context::Context;
 use crate::plan::Plan;
@@ -229,22 +229,13 @@ async fn jobs(
 ) -> Result<Json<views::JobList>, ApiError> {
     check_query("/api/v1/jobs", &query, &["namespace", "site", "phase"])?;
     if let Some(phase) = query.get("phase") {
-        const PHASES: [&str; 7] = [
-            "Pending",
-            "Deferred",
-            "Starting",
-            "Running",
-            "Suspended",
-            "Succeeded",
-            "Failed",
-        ];
-        if !PHASES.contains(&phase.as_str()) {
+        if !JobPhase::ALL.iter().any(|p| p.as_str() == phase) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidParameter",
                 format!(
                     "phase '{phase}' is not a TrainingJob phase: use one of {}",
-                    PHASES.join(", ")
+                    JobPhase::ALL.map(JobPhase::as_str).join(", ")
                 ),
             ));
         }
