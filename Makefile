@@ -63,9 +63,10 @@ demo-down: ## Stop the demo
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-lint: ## rustfmt, clippy -D warnings, and the CRD manifests match the types
+lint: ## rustfmt, clippy -D warnings, no circle of imports between files, no file over 500 lines
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	python3 hack/modcycles.py --max-lines 500 core/src crds/src operator/src agent/src sim/src store/src
 
 # A fresh database on the private PostgreSQL (hack/postgres.sh) for each run of the tests
 # that need one; exported as VERDANT_TEST_POSTGRES_URL.

@@ -118,11 +118,22 @@ def circles(root: Path) -> list[list[str]]:
 
 
 def main() -> int:
+    args = sys.argv[1:]
+    max_lines = None
+    if args[:1] == ["--max-lines"]:
+        max_lines, args = int(args[1]), args[2:]
     found = False
-    for arg in sys.argv[1:] or ["core/src", "operator/src", "agent/src"]:
-        for circle in circles(Path(arg)):
+    for arg in args or ["core/src", "operator/src", "agent/src"]:
+        root = Path(arg)
+        for circle in circles(root):
             found = True
             print(f"circle in {arg}: " + " ↔ ".join(circle))
+        if max_lines is not None:
+            for file in sorted(root.rglob("*.rs")):
+                lines = len(file.read_text().splitlines())
+                if not is_test(root, file) and lines > max_lines:
+                    found = True
+                    print(f"{file}: {lines} lines, over {max_lines}: split it by responsibility")
     return 1 if found else 0
 
 
