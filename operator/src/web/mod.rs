@@ -228,17 +228,17 @@ async fn jobs(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<views::JobList>, ApiError> {
     check_query("/api/v1/jobs", &query, &["namespace", "site", "phase"])?;
-    if let Some(phase) = query.get("phase") {
-        if !JobPhase::ALL.iter().any(|p| p.as_str() == phase) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameter",
-                format!(
-                    "phase '{phase}' is not a TrainingJob phase: use one of {}",
-                    JobPhase::ALL.map(JobPhase::as_str).join(", ")
-                ),
-            ));
-        }
+    if let Some(phase) = query.get("phase")
+        && !JobPhase::ALL.iter().any(|p| p.as_str() == phase)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            format!(
+                "phase '{phase}' is not a TrainingJob phase: use one of {}",
+                JobPhase::ALL.map(JobPhase::as_str).join(", ")
+            ),
+        ));
     }
     let get = |key: &str| query.get(key).map(String::as_str);
     let (namespace, site, phase) = (get("namespace"), get("site"), get("phase"));
