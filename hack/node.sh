@@ -91,6 +91,15 @@ preflight() {
     exit 1
   fi
   [[ $(id -u) -eq 0 ]] || { echo "error: the real node needs root (containerd, kubelet, iptables)" >&2; exit 1; }
+  # Below the kubelet's eviction threshold (evictionHard below) the node reports
+  # DiskPressure and evicts every pod it starts: say so now, not after a rollout timeout.
+  mkdir -p "$ROOT"
+  local free_mib
+  free_mib=$(df -Pm "$ROOT" | awk 'NR == 2 {print $4}')
+  if [[ $free_mib -lt 2048 ]]; then
+    echo "error: only ${free_mib} MiB free on the file system of $ROOT; the real node needs 2 GiB (the kubelet evicts pods under 1 GiB): free some space (e.g. cargo target folders)" >&2
+    exit 1
+  fi
 }
 
 # --- claim -----------------------------------------------------------------------------
@@ -233,7 +242,9 @@ serializeImagePulls: false
 # Images are imported, never pulled: never collect them.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%}
+# The node shares the developer's disk with cargo's build folders: evict only when the
+# disk is really about to fill (a percentage of a big disk is gigabytes that builds use).
+evictionHard: {memory.available: 100Mi, nodefs.available: 1Gi, imagefs.available: 1Gi}
 shutdownGracePeriod: 0s
 YAML
 }
