@@ -20,10 +20,6 @@ use crate::supply::site_supply;
 use crate::topology::{Topology, job_id};
 use crate::workload::{pod_gpus, pod_name};
 
-// Kept at their old paths for `ingest::billing::SiteIndex`, which the ingest no longer
-// uses (it bills with the shared topology); they go with it.
-pub use crate::topology::{assign_nodes_to_sites, pod_finished};
-
 /// A placement decided but not yet visible in the job's cached status.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Assumed {

@@ -15,20 +15,17 @@
 //! load but are billed to nobody.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 use verdant_core::accounting::{GpuDraw, JobRef, SiteWindow, bill_jobs};
+use verdant_crds::TrainingJob;
 use verdant_crds::wire::{AgentReport, GpuWindow, PowerLimitTarget};
-use verdant_crds::{EnergySite, TrainingJob};
 use verdant_store::{GpuSample, JobCharge, ReportRecord, ReportWrite, SiteBilling};
 
-use crate::labels::{GPU_PRODUCT_LABEL, JOB_NAME_LABEL};
-use crate::snapshot::{assign_nodes_to_sites, pod_finished};
-use crate::workload::pod_gpus;
+use crate::labels::JOB_NAME_LABEL;
 
 /// A report's site and the window it is billed with.
 #[derive(Clone, Debug, PartialEq)]
@@ -162,86 +159,6 @@ pub fn bill(
     }
 }
 
-/// Which site each node belongs to, and the GPU model of each node; rebuilt from the
-/// caches at most every few seconds (assigning nodes to sites costs nodes × sites).
-pub struct SiteIndex {
-    /// Site of each node.
-    pub node_site: HashMap<String, String>,
-    /// Nodes of each site.
-    pub site_nodes: HashMap<String, Vec<String>>,
-    /// The sites.
-    pub sites: HashMap<String, Arc<EnergySite>>,
-    /// `nvidia.com/gpu.product` of each node.
-    pub node_model: HashMap<String, String>,
-    /// GPUs held by bound, unfinished pods on each node, for nodes without a measurement.
-    pub node_running_gpus: HashMap<String, u32>,
-}
-
-impl SiteIndex {
-    /// Builds the index.
-    pub fn build(nodes: &[Arc<Node>], sites: &[Arc<EnergySite>], pods: &[Arc<Pod>]) -> Self {
-        let (node_site, _) = assign_nodes_to_sites(nodes, sites);
-        let mut node_running_gpus: HashMap<String, u32> = HashMap::new();
-        for pod in pods {
-            if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_ref())
-                && !pod_finished(pod)
-            {
-                *node_running_gpus.entry(node.clone()).or_default() += pod_gpus(pod);
-            }
-        }
-        let mut site_nodes: HashMap<String, Vec<String>> = HashMap::new();
-        for (node, site) in &node_site {
-            site_nodes
-                .entry(site.clone())
-                .or_default()
-                .push(node.clone());
-        }
-        Self {
-            node_site,
-            site_nodes,
-            sites: sites.iter().map(|s| (s.name_any(), s.clone())).collect(),
-            node_model: nodes
-                .iter()
-                .filter_map(|n| {
-                    n.labels()
-                        .get(GPU_PRODUCT_LABEL)
-                        .map(|m| (n.name_any(), m.clone()))
-                })
-                .collect(),
-            node_running_gpus,
-        }
-    }
-}
-
-/// A [`SiteIndex`] rebuilt when older than its maximum age.
-pub struct SiteIndexCache {
-    max_age: Duration,
-    current: Mutex<Option<(Instant, Arc<SiteIndex>)>>,
-}
-
-impl SiteIndexCache {
-    /// A cache whose index is at most `max_age` old.
-    pub fn new(max_age: Duration) -> Self {
-        Self {
-            max_age,
-            current: Mutex::new(None),
-        }
-    }
-
-    /// The index, rebuilt with `build` when stale.
-    pub fn get(&self, build: impl FnOnce() -> SiteIndex) -> Arc<SiteIndex> {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        match &*current {
-            Some((at, index)) if at.elapsed() < self.max_age => index.clone(),
-            _ => {
-                let index = Arc::new(build());
-                *current = Some((Instant::now(), index.clone()));
-                index
-            }
-        }
-    }
-}
-
 /// The job of a pod: its TrainingJob owner reference, else its `verdant.dev/job-name`
 /// label and the jobs cache.
 pub fn job_of_pod(
@@ -354,64 +271,6 @@ mod tests {
         assert!(billed.write.charges.is_empty());
         assert_eq!(billed.write.samples.len(), 1);
         assert_eq!(billed.write.report.billing, None);
-    }
-
-    #[test]
-    fn the_index_knows_sites_models_and_running_gpus() {
-        let node = |name: &str, site: &str| -> Arc<Node> {
-            Arc::new(
-                serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": {
-                    "verdant.dev/site": site, "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"}}}))
-                .unwrap(),
-            )
-        };
-        let pod = |name: &str, node: &str, gpus: u32, phase: &str| -> Arc<Pod> {
-            Arc::new(
-                serde_json::from_value(serde_json::json!({
-                    "metadata": {"name": name, "namespace": "ml"},
-                    "spec": {"nodeName": node, "containers": [{"name": "c",
-                        "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}}}]},
-                    "status": {"phase": phase}
-                }))
-                .unwrap(),
-            )
-        };
-        let site: Arc<EnergySite> = Arc::new(
-            serde_json::from_value(serde_json::json!({
-                "apiVersion": "verdant.dev/v1alpha1", "kind": "EnergySite",
-                "metadata": {"name": "solar-a"},
-                "spec": {"nodeSelector": {"matchLabels": {"verdant.dev/site": "solar-a"}},
-                         "location": {"latitude": 36.1, "longitude": -79.9}}
-            }))
-            .unwrap(),
-        );
-        let index = SiteIndex::build(
-            &[
-                node("n1", "solar-a"),
-                node("n2", "solar-a"),
-                node("n3", "wind-b"),
-            ],
-            &[site],
-            &[
-                pod("a", "n1", 4, "Running"),
-                pod("b", "n1", 2, "Running"),
-                pod("c", "n1", 2, "Succeeded"),
-            ],
-        );
-        assert_eq!(
-            index.node_site.get("n1").map(String::as_str),
-            Some("solar-a")
-        );
-        assert_eq!(index.node_site.get("n3"), None, "no site selects it");
-        let mut nodes = index.site_nodes["solar-a"].clone();
-        nodes.sort();
-        assert_eq!(nodes, ["n1", "n2"]);
-        assert_eq!(index.node_model["n2"], "NVIDIA-H100-80GB-HBM3");
-        assert_eq!(
-            index.node_running_gpus["n1"], 6,
-            "finished pods hold no GPUs"
-        );
-        assert_eq!(index.node_running_gpus.get("n2"), None);
     }
 
     #[test]
