@@ -13,6 +13,9 @@
 #   hack/control-plane.sh status DIR
 #
 # Ports: ETCD_PORT, ETCD_PEER_PORT, APISERVER_PORT, KWOK_PORT (defaults: free ports).
+# VERDANT_KWOK_CONFIG (default hack/kwok/stages.yaml) and VERDANT_NODE_MONITOR_GRACE_PERIOD
+# (default 120s): the scale bench gives thousands of KWOK nodes a slower heartbeat, and
+# the node lifecycle controller a grace period longer than it.
 # With --watch-pid, the control plane tears itself down when that process exits, even if
 # it crashed or panicked: the test harness uses this.
 set -euo pipefail
@@ -200,13 +203,13 @@ up() {
     --kubeconfig "$dir/kube-controller-manager.kubeconfig" --secure-port 0 --leader-elect=false \
     --use-service-account-credentials --service-account-private-key-file "$dir/pki/sa.key" \
     --root-ca-file "$dir/pki/ca.crt" --cluster-name verdant-local \
-    --node-monitor-grace-period 120s \
+    --node-monitor-grace-period "${VERDANT_NODE_MONITOR_GRACE_PERIOD:-120s}" \
     --v=0
   start_bg kube-scheduler "$bin/kube-scheduler" \
     --kubeconfig "$dir/kube-scheduler.kubeconfig" --secure-port 0 --leader-elect=false --v=0
 
   log "starting kwok (fake nodes annotated kwok.x-k8s.io/node=fake)"
-  start_bg kwok "$bin/kwok" --kubeconfig "$dir/kubeconfig" --config "$REPO/hack/kwok/stages.yaml" \
+  start_bg kwok "$bin/kwok" --kubeconfig "$dir/kubeconfig" --config "${VERDANT_KWOK_CONFIG:-$REPO/hack/kwok/stages.yaml}" \
     --server-address "127.0.0.1:$kwok_port"
 
   log "installing CRDs"

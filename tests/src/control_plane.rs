@@ -35,7 +35,13 @@ impl ControlPlane {
     /// process die, by the watchdog). For tests that run an operator: an operator sees
     /// every node and job of its cluster, so tests that run one must not share it.
     pub fn start_owned() -> ControlPlane {
-        Self::start(false).unwrap_or_else(|e| panic!("control plane failed to start: {e:#}"))
+        Self::start(false, &[]).unwrap_or_else(|e| panic!("control plane failed to start: {e:#}"))
+    }
+
+    /// [`Self::start_owned`] with extra environment for `hack/control-plane.sh` (e.g.
+    /// `VERDANT_KWOK_CONFIG`, `VERDANT_NODE_MONITOR_GRACE_PERIOD`: see the script).
+    pub fn start_owned_with_env(env: &[(&str, &str)]) -> anyhow::Result<ControlPlane> {
+        Self::start(false, env)
     }
 
     /// The control plane of this test process, started on first use.
@@ -44,7 +50,8 @@ impl ControlPlane {
     /// test can run, and the reason must be visible.
     pub fn shared() -> &'static ControlPlane {
         SHARED.get_or_init(|| {
-            Self::start(false).unwrap_or_else(|e| panic!("control plane failed to start: {e:#}"))
+            Self::start(false, &[])
+                .unwrap_or_else(|e| panic!("control plane failed to start: {e:#}"))
         })
     }
 
@@ -55,13 +62,13 @@ impl ControlPlane {
     /// Panics with the logs if it cannot start.
     pub fn with_real_node() -> &'static ControlPlane {
         WITH_REAL_NODE.get_or_init(|| {
-            Self::start(true).unwrap_or_else(|e| {
+            Self::start(true, &[]).unwrap_or_else(|e| {
                 panic!("control plane with the real node failed to start: {e:#}")
             })
         })
     }
 
-    fn start(real_node: bool) -> anyhow::Result<ControlPlane> {
+    fn start(real_node: bool, env: &[(&str, &str)]) -> anyhow::Result<ControlPlane> {
         // The watchdog removes the folder when this process exits.
         let dir = tempfile::Builder::new()
             .prefix("verdant-e2e-")
@@ -72,7 +79,8 @@ impl ControlPlane {
         let mut up = Command::new(&script);
         up.args(["up"])
             .arg(&dir)
-            .args(["--watch-pid", &std::process::id().to_string()]);
+            .args(["--watch-pid", &std::process::id().to_string()])
+            .envs(env.iter().copied());
         if real_node {
             // hack/node.sh loads the images (hack/images.sh) built from this profile.
             up.arg("--real-node")

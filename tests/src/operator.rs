@@ -103,6 +103,11 @@ impl OperatorProcess {
         })
     }
 
+    /// The process id (for its CPU time and peak RSS in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running (`false` once it exited, e.g. on a bad flag).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
