@@ -175,6 +175,7 @@ fn pending(rng: &mut Rng, i: usize, replicas: u32, gpus_per_replica: u32) -> Job
         measured_gpu_watts: (rng.below(4) == 0).then(|| 250.0 + rng.below(450) as f64),
         allowed_sites: Vec::new(),
         allowed_nodes: None,
+        elastic: None,
     }
 }
 

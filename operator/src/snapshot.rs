@@ -289,5 +289,6 @@ fn engine_job(
         measured_gpu_watts: None,
         allowed_sites: job.spec.sites.clone(),
         allowed_nodes,
+        elastic: None,
     }
 }

@@ -218,6 +218,7 @@ mod tests {
             measured_gpu_watts: None,
             allowed_sites: vec![],
             allowed_nodes: None,
+            elastic: None,
         };
         let mut snapshot = Snapshot {
             now_s: 110,

@@ -100,6 +100,14 @@ pub struct SimulateArgs {
     /// Work a suspended job redoes when it resumes (since its last checkpoint), seconds.
     #[arg(long, default_value_t = 300)]
     pub restart_overhead_seconds: i64,
+    /// Share of GreenPreferred jobs that are elastic (torchrun --nnodes=MIN:MAX), from
+    /// ⌈replicas / 2⌉ to 2 × replicas: verdant grows them on renewable headroom and
+    /// shrinks them when it drops.
+    #[arg(long, default_value_t = 0.0)]
+    pub elastic_share: f64,
+    /// Work an elastic job loses at each resize (torchrun restarts its workers), seconds.
+    #[arg(long, default_value_t = 60)]
+    pub resize_overhead_seconds: i64,
     /// Share of jobs that allow power capping (down to 60 %).
     #[arg(long, default_value_t = 0.0)]
     pub power_capping_share: f64,
@@ -205,12 +213,14 @@ fn validate(args: &SimulateArgs) -> Result<(), SimError> {
         (0.0..=1.0).contains(&args.min_renewable_fraction)
             && (0.0..=1.0).contains(&args.power_capping_share)
             && (0.0..=1.0).contains(&args.interruptible_share)
+            && (0.0..=1.0).contains(&args.elastic_share)
             && (0.0..=1.0).contains(&args.threshold),
-        "--min-renewable-fraction, --interruptible-share, --power-capping-share and --threshold are shares from 0 to 1",
+        "--min-renewable-fraction, --interruptible-share, --elastic-share, --power-capping-share and --threshold are shares from 0 to 1",
     )?;
     check(
-        (0..=86_400).contains(&args.restart_overhead_seconds),
-        "--restart-overhead-seconds must be 0 to 86400",
+        (0..=86_400).contains(&args.restart_overhead_seconds)
+            && (0..=86_400).contains(&args.resize_overhead_seconds),
+        "--restart-overhead-seconds and --resize-overhead-seconds must be 0 to 86400",
     )?;
     check(
         args.load_factor.is_none_or(|f| f.is_finite() && f > 0.0)
@@ -279,6 +289,7 @@ pub fn prepare(args: &SimulateArgs) -> Result<(Experiment, Setup), SimError> {
         min_slack_s: (args.min_slack_hours * HOUR_S as f64).round() as i64,
         min_renewable_fraction: args.min_renewable_fraction,
         interruptible_fraction: args.interruptible_share,
+        elastic_fraction: args.elastic_share,
         power_capping_fraction: args.power_capping_share,
         power_cap_min_percent: 60,
         seed: args.seed,
@@ -303,6 +314,7 @@ pub fn prepare(args: &SimulateArgs) -> Result<(Experiment, Setup), SimError> {
         },
         threshold: args.threshold,
         restart_overhead_s: args.restart_overhead_seconds,
+        resize_overhead_s: args.resize_overhead_seconds,
     };
     let count = |p: Policy| workload.jobs.iter().filter(|j| j.policy == p).count();
     let setup = Setup {
@@ -339,6 +351,8 @@ pub fn prepare(args: &SimulateArgs) -> Result<(Experiment, Setup), SimError> {
             min_renewable_fraction: args.min_renewable_fraction,
             interruptible_fraction: args.interruptible_share,
             interruptible: workload.jobs.iter().filter(|j| j.interruptible).count(),
+            elastic_fraction: args.elastic_share,
+            elastic: workload.jobs.iter().filter(|j| j.elastic.is_some()).count(),
             restart_overhead_s: args.restart_overhead_seconds,
             power_capping_fraction: args.power_capping_share,
         },

@@ -65,6 +65,9 @@ pub struct WorkloadSummary {
     pub interruptible_fraction: f64,
     /// Jobs that may be suspended.
     pub interruptible: usize,
+    pub elastic_fraction: f64,
+    /// Elastic jobs (verdant resizes them).
+    pub elastic: usize,
     pub restart_overhead_s: i64,
     pub power_capping_fraction: f64,
 }
@@ -147,7 +150,7 @@ pub fn setup_text(setup: &Setup) -> String {
          besides its GPUs. Jobs: {} Immediate, {} GreenPreferred (min renewable fraction {}), {} \
          GreenOnly (no deadline); {} jobs may be suspended (every GreenOnly job, {:.0} % of the \
          GreenPreferred ones), losing {} of work each time; deadline = submit + duration × \
-         (1 + slack), slack drawn from {:?}{}. threshold-wait threshold: {}.\n",
+         (1 + slack), slack drawn from {:?}{}. threshold-wait threshold: {}.{}\n",
         w.jobs,
         setup.trace,
         match setup.trace_format {
@@ -183,6 +186,15 @@ pub fn setup_text(setup: &Setup) -> String {
             String::new()
         },
         setup.threshold,
+        if w.elastic > 0 {
+            format!(
+                " {} GreenPreferred jobs ({:.0} %) are elastic, from ⌈replicas / 2⌉ to 2 × replicas.",
+                w.elastic,
+                100.0 * w.elastic_fraction
+            )
+        } else {
+            String::new()
+        },
     )
 }
 

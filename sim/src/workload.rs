@@ -78,6 +78,9 @@ pub struct WorkloadConfig {
     /// Share of GreenPreferred jobs that checkpoint and may be suspended (GreenOnly jobs
     /// always may).
     pub interruptible_fraction: f64,
+    /// Share of GreenPreferred jobs that are elastic: from ⌈replicas / 2⌉ to 2 × replicas
+    /// (at most what the largest site holds).
+    pub elastic_fraction: f64,
     /// Share of jobs that allow power capping, down to `power_cap_min_percent`.
     pub power_capping_fraction: f64,
     pub power_cap_min_percent: u32,
@@ -101,6 +104,8 @@ pub struct SimJob {
     pub power_cap_min_percent: Option<u32>,
     /// When the job must be finished; `None` for GreenOnly jobs.
     pub deadline_s: Option<i64>,
+    /// The replicas an elastic job may run with, `(min, max)`; `replicas` is its start.
+    pub elastic: Option<(u32, u32)>,
 }
 
 fn serialize_policy<S: serde::Serializer>(policy: &Policy, s: S) -> Result<S::Ok, S::Error> {
@@ -114,6 +119,15 @@ fn serialize_policy<S: serde::Serializer>(policy: &Policy, s: S) -> Result<S::Ok
 impl SimJob {
     pub fn gpus(&self) -> u32 {
         self.replicas * self.gpus_per_replica
+    }
+
+    /// How much faster than at `replicas` the job may run: `max / replicas` for an
+    /// elastic job, else 1.
+    pub fn max_speedup(&self) -> f64 {
+        match self.elastic {
+            Some((_, max)) => f64::from(max) / f64::from(self.replicas.max(1)),
+            None => 1.0,
+        }
     }
 
     /// The delay the deadline allows beyond running at once, seconds.
@@ -238,6 +252,11 @@ fn sim_job(
         Policy::GreenPreferred => rng.next_f64() < config.interruptible_fraction,
         Policy::Immediate => false,
     };
+    // Drawn last, so that the other draws do not depend on the elastic share.
+    let elastic_draw = rng.next_f64();
+    let most_replicas = (config.max_gang_gpus / gpus_per_replica.max(1)).max(replicas);
+    let elastic = (policy == Policy::GreenPreferred && elastic_draw < config.elastic_fraction)
+        .then(|| (replicas.div_ceil(2), (2 * replicas).min(most_replicas)));
     let submit_s = config.start_s + (trace_job.submit_s - window_begin_s);
     let duration_s = trace_job.duration_s;
     let allowed_delay_s = ((duration_s as f64 * slack).round() as i64).max(config.min_slack_s);
@@ -258,6 +277,7 @@ fn sim_job(
         power_cap_min_percent: capping.then_some(config.power_cap_min_percent),
         deadline_s: (policy != Policy::GreenOnly)
             .then_some(submit_s + duration_s + allowed_delay_s),
+        elastic,
     }
 }
 
@@ -320,6 +340,7 @@ mod tests {
             min_slack_s: 0,
             min_renewable_fraction: 0.8,
             interruptible_fraction: 0.0,
+            elastic_fraction: 0.0,
             power_capping_fraction: 0.0,
             power_cap_min_percent: 60,
             seed: 7,

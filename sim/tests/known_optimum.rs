@@ -40,6 +40,7 @@ fn job(id: &str, policy: Policy, replicas: u32, hours: i64, deadline_h: i64) -> 
         interruptible: false,
         power_cap_min_percent: None,
         deadline_s: Some(start() + deadline_h * HOUR_S),
+        elastic: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn experiment(jobs: Vec<SimJob>) -> Experiment {
             engine: EngineConfig::default(),
             threshold: 0.5,
             restart_overhead_s: 0,
+            resize_overhead_s: 0,
         },
     }
 }

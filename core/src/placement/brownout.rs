@@ -1,6 +1,6 @@
-//! Running jobs: close negative headroom (power caps first, then suspensions of
-//! interruptible jobs after the grace period), and lift caps again when headroom returns
-//! with margin.
+//! Running jobs: close negative headroom (power caps first, then shrinking elastic jobs
+//! (`elastic.rs`), then suspensions of interruptible jobs after the grace period), and
+//! lift caps again when headroom returns with margin.
 //!
 //! Jobs are shed lowest-ordered first (the reverse of the queue order), and only as far
 //! as needed: capping is immediate and reversible, suspension costs a checkpoint restart,
@@ -13,6 +13,7 @@
 use std::collections::BTreeSet;
 
 use super::decision::Action;
+use super::elastic;
 use super::headroom::EPS;
 use super::outcome::decision;
 use super::power::{job_kw_on, running_end_s, site_pue};
@@ -148,7 +149,25 @@ fn shed(cy: &mut Cycle<'_>, site: usize, jobs: &[RunningJob<'_>], headroom_kw: f
     let mut room_kw: f64 = lowest_first.iter().map(|j| j.cap_room_kw()).sum();
     let negative_since_s = cy.sites[site].site.headroom_negative_since_s;
     let grace_s = cy.config.green_only_grace_s;
+    // Elastic jobs shrink first, without a grace period: they keep running.
     let mut suspended = BTreeSet::new();
+    if gap_kw > room_kw + EPS {
+        let running: Vec<elastic::Running> = jobs
+            .iter()
+            .map(|j| elastic::Running {
+                index: j.index,
+                end_s: j.end_s,
+            })
+            .collect();
+        let (resized, freed_kw) =
+            elastic::shrink(cy, site, &running, gap_kw - room_kw, headroom_kw);
+        gap_kw -= freed_kw;
+        for j in jobs.iter().filter(|j| resized.contains(&j.index)) {
+            room_kw -= j.cap_room_kw();
+        }
+        // A resized job has its decision: neither suspended nor capped this cycle.
+        suspended = resized;
+    }
     if let Some(since_s) = negative_since_s.filter(|&t| now_s - t >= grace_s)
         && gap_kw > room_kw + EPS
     {
@@ -157,7 +176,7 @@ fn shed(cy: &mut Cycle<'_>, site: usize, jobs: &[RunningJob<'_>], headroom_kw: f
             if gap_kw <= room_kw + EPS {
                 break;
             }
-            if !suspendable(j.job, now_s, cy.config) {
+            if suspended.contains(&j.index) || !suspendable(j.job, now_s, cy.config) {
                 continue;
             }
             let freed_kw = j.effective_kw();

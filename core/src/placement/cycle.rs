@@ -5,13 +5,13 @@ use super::decision::Decision;
 use super::queue::ordered_indices;
 use super::snapshot::{EngineConfig, JobState, Snapshot};
 use super::state::Cycle;
-use super::{brownout, pending};
+use super::{brownout, elastic, pending};
 
 /// Decides, for every job in `snapshot`, what the controller should do now.
 ///
 /// Returns exactly one [`Decision`] per job, in the order of `snapshot.jobs`: pending and
 /// suspended jobs get `Place`, `Defer` or `Wait`; running jobs get `Suspend`, `PowerCap`,
-/// `Uncap` or `Keep`. The result depends only on the arguments (no clock, no randomness,
+/// `Uncap`, `Resize` (elastic ones) or `Keep`. The result depends only on the arguments (no clock, no randomness,
 /// no hash order), so the live controller and the trace simulator agree.
 ///
 /// # Guarantees
@@ -30,5 +30,7 @@ pub fn run_cycle(snapshot: &Snapshot, config: &EngineConfig) -> Vec<Decision> {
         let decision = pending::decide(&mut cycle, job_index);
         cycle.decisions[job_index] = Some(decision);
     }
+    // Elastic jobs grow last, on what the queue left of GPUs and headroom.
+    elastic::grow(&mut cycle);
     cycle.decisions.into_iter().flatten().collect()
 }

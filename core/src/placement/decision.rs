@@ -18,7 +18,7 @@ pub struct Decision {
 /// What the controller should do with a job.
 ///
 /// Pending and suspended jobs get `Place`, `Defer` or `Wait`; running jobs get `Suspend`,
-/// `PowerCap`, `Uncap` or `Keep`. Every job in the snapshot gets exactly one decision.
+/// `PowerCap`, `Uncap`, `Resize` (elastic ones) or `Keep`. Every job in the snapshot gets exactly one decision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Action {
     /// Bind replica `i` to `nodes[i]` (indices into `Snapshot::nodes`), all at `site`.
@@ -44,6 +44,11 @@ pub enum Action {
     PowerCap { percent: u32 },
     /// Restore the default power limits.
     Uncap,
+    /// Elastic job: run with one replica per entry of `nodes` (indices into
+    /// `Snapshot::nodes`, in replica order). Growing appends replicas to the running
+    /// ones' nodes; shrinking drops the highest indices (replica 0 always stays). The
+    /// job stays at its site.
+    Resize { nodes: Vec<u32> },
     /// Leave the running job as it is.
     Keep,
 }

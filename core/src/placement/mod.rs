@@ -39,6 +39,7 @@
 mod brownout;
 mod cycle;
 mod decision;
+mod elastic;
 mod green;
 mod headroom;
 mod outcome;
@@ -62,5 +63,7 @@ pub use cycle::run_cycle;
 pub use decision::{Action, Decision};
 pub use queue::queue_cmp;
 pub use reason::Reason;
-pub use snapshot::{EngineConfig, Job, JobState, Node, Policy, Site, Snapshot, SupplyPoint};
+pub use snapshot::{
+    Elastic, EngineConfig, Job, JobState, Node, Policy, Site, Snapshot, SupplyPoint,
+};
 pub use timefmt::{format_duration, format_utc};

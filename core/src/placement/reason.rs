@@ -58,11 +58,18 @@ pub enum Reason {
     PowerCapped,
     /// Running job's GPU power cap lifted: the site has headroom again, with margin.
     PowerUncapped,
+    /// Elastic job grown (up to its `maxReplicas`): its site has renewable headroom for
+    /// the added replicas, with margin, for the next `elastic_grow_hold_s`, and free GPUs.
+    ScaledUp,
+    /// Elastic job shrunk (not below its `minReplicas`, replica 0 kept) because its site's
+    /// headroom turned negative and capping could not close the gap; shrinking comes
+    /// before any suspension.
+    ScaledDown,
 }
 
 impl Reason {
     /// Every code, for documentation and exhaustive tests.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 19] = [
         Reason::PlacedImmediate,
         Reason::PlacedGreen,
         Reason::PlacedAtLatestStart,
@@ -80,6 +87,8 @@ impl Reason {
         Reason::SuspendedForRenewables,
         Reason::PowerCapped,
         Reason::PowerUncapped,
+        Reason::ScaledUp,
+        Reason::ScaledDown,
     ];
 
     /// The CamelCase code written to `status.reason`.
@@ -102,6 +111,8 @@ impl Reason {
             Reason::SuspendedForRenewables => "SuspendedForRenewables",
             Reason::PowerCapped => "PowerCapped",
             Reason::PowerUncapped => "PowerUncapped",
+            Reason::ScaledUp => "ScaledUp",
+            Reason::ScaledDown => "ScaledDown",
         }
     }
 }

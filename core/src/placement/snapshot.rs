@@ -41,6 +41,11 @@ pub struct EngineConfig {
     /// Hysteresis for lifting power caps: a cap is lifted (fully or partly) only while the
     /// site keeps at least this share of the job's uncapped power as spare headroom.
     pub uncap_margin_fraction: f64,
+    /// An elastic job grows only while the site's headroom covers the added replicas
+    /// (plus the `uncap_margin_fraction` margin) for this long from now, so that a
+    /// passing cloud does not resize it twice.
+    #[serde(default = "default_elastic_grow_hold_s")]
+    pub elastic_grow_hold_s: i64,
 }
 
 impl Default for EngineConfig {
@@ -53,12 +58,17 @@ impl Default for EngineConfig {
             overrun_extension_s: 1800,
             suspend_min_slack_s: default_suspend_min_slack_s(),
             uncap_margin_fraction: 0.1,
+            elastic_grow_hold_s: default_elastic_grow_hold_s(),
         }
     }
 }
 
 fn default_suspend_min_slack_s() -> i64 {
     3600
+}
+
+fn default_elastic_grow_hold_s() -> i64 {
+    1800
 }
 
 /// An energy site: a renewable plant with the GPU nodes it powers; the grid is the fallback.
@@ -133,6 +143,23 @@ pub struct Job {
     /// Indices into `Snapshot::nodes` the job's pods tolerate and select (taints,
     /// nodeSelector and affinity resolved by the controller); `None` = all.
     pub allowed_nodes: Option<Vec<u32>>,
+    /// `Some` for an elastic job: a running one may grow and shrink between its bounds.
+    /// `replicas` is then the size it starts with (pending) or runs at (running: one
+    /// replica per node in `JobState::Running::nodes`).
+    #[serde(default)]
+    pub elastic: Option<Elastic>,
+}
+
+/// The bounds of an elastic job (torchrun `--nnodes=MIN:MAX`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Elastic {
+    /// The fewest replicas it may shrink to (≥ 1: replica 0 always stays).
+    pub min_replicas: u32,
+    /// The most replicas it may grow to.
+    pub max_replicas: u32,
+    /// When it was last placed or resized, if known: among jobs to shrink, the one whose
+    /// decision is oldest goes first.
+    pub last_resize_s: Option<i64>,
 }
 
 /// Where a job is in its life, as far as placement cares.
@@ -170,6 +197,13 @@ impl Job {
             .filter(|d| *d > 0)
             .unwrap_or(config.default_duration_s)
             .clamp(1, 366 * 86_400)
+    }
+
+    /// When the job's work must be done: `latest_start_s + estimated duration`. For a
+    /// running job the controller gives the duration and latest start of what is left.
+    pub fn due_s(&self, config: &EngineConfig) -> Option<i64> {
+        self.latest_start_s
+            .map(|t| t.saturating_add(self.planned_duration_s(config)))
     }
 
     /// GPUs the whole gang needs.

@@ -347,6 +347,7 @@ fn action_name(action: &Action) -> &'static str {
         Action::PowerCap { .. } => "PowerCap",
         Action::Uncap => "Uncap",
         Action::Keep => "Keep",
+        Action::Resize { .. } => "Resize",
     }
 }
 

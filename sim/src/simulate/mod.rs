@@ -6,9 +6,11 @@
 //!    nodes with the GPUs in use, active jobs) and `verdant_core::placement::run_cycle`
 //!    decides. `Place` binds the gang, `Suspend` stops a job (it keeps its progress, as a
 //!    checkpointing job would, less `restart_overhead_s` of work since its last checkpoint),
-//!    `PowerCap`/`Uncap` set its power.
+//!    `PowerCap`/`Uncap` set its power, `Resize` grows or shrinks an elastic job (it loses
+//!    `resize_overhead_s` of work at its old size, as torchrun restarts its workers).
 //! 3. Running jobs progress at their cap's share of full speed (power caps slow a job as
-//!    much as they save power, so a job's energy does not depend on its cap) and finish
+//!    much as they save power, so a job's energy does not depend on its cap), times
+//!    their replicas over the replicas they were submitted with (elastic jobs), and finish
 //!    inside the step when their work is done; their GPUs are free at the next step.
 //! 4. Each site's window is billed with [`crate::outcome::bill_window`].
 //!
@@ -50,6 +52,8 @@ pub struct SimConfig {
     pub threshold: f64,
     /// Work a suspended job redoes when it resumes, seconds.
     pub restart_overhead_s: i64,
+    /// Work an elastic job loses at each resize, seconds at its size before the resize.
+    pub resize_overhead_s: i64,
 }
 
 impl SimConfig {
@@ -75,9 +79,21 @@ enum RunState {
 
 struct Live {
     state: RunState,
-    /// Seconds of work left at full power.
+    /// Seconds of work left at full power and the submitted replicas.
     remaining_s: f64,
     cap_percent: Option<u32>,
+    /// Replicas it runs with (elastic jobs resize; others run with their own).
+    replicas: u32,
+    /// When it was last placed or resized.
+    last_resize_s: Option<i64>,
+}
+
+impl Live {
+    /// Share of full speed: the cap's, times replicas over the submitted ones.
+    fn rate(&self, job: &SimJob) -> f64 {
+        f64::from(self.cap_percent.unwrap_or(100)) / 100.0 * f64::from(self.replicas)
+            / f64::from(job.replicas.max(1))
+    }
 }
 
 /// Runs one of the engine-driven policies (not the oracle) over the workload.
@@ -122,6 +138,7 @@ struct Simulation<'a> {
     outcome: RunOutcome,
     suspensions: u64,
     restarts: u64,
+    resizes: u64,
 }
 
 impl<'a> Simulation<'a> {
@@ -158,6 +175,8 @@ impl<'a> Simulation<'a> {
                     state: RunState::Pending,
                     remaining_s: j.duration_s as f64,
                     cap_percent: None,
+                    replicas: j.replicas,
+                    last_resize_s: None,
                 })
                 .collect(),
             active: Vec::new(),
@@ -168,6 +187,7 @@ impl<'a> Simulation<'a> {
             outcome: RunOutcome::new(policy, jobs.len(), sites, config.start_s, config.hours()),
             suspensions: 0,
             restarts: 0,
+            resizes: 0,
         }
     }
 
@@ -181,8 +201,13 @@ impl<'a> Simulation<'a> {
         }
     }
 
+    /// GPUs a job holds now.
+    fn gpus_now(&self, j: usize) -> u32 {
+        self.live[j].replicas * self.jobs[j].gpus_per_replica
+    }
+
     fn job_kw(&self, job: usize, site: usize) -> f64 {
-        f64::from(self.jobs[job].gpus()) * self.config.cluster.gpu_max_watts * self.sites[site].pue
+        f64::from(self.gpus_now(job)) * self.config.cluster.gpu_max_watts * self.sites[site].pue
             / 1000.0
     }
 
@@ -191,7 +216,7 @@ impl<'a> Simulation<'a> {
         let mut draw = vec![(0.0, 0.0); self.sites.len()];
         for &j in &self.active {
             if let RunState::Running { site, .. } = self.live[j].state {
-                let gpus = f64::from(self.jobs[j].gpus());
+                let gpus = f64::from(self.gpus_now(j));
                 let cap = f64::from(self.live[j].cap_percent.unwrap_or(100)) / 100.0;
                 draw[site].0 += gpus;
                 draw[site].1 += gpus * self.config.cluster.gpu_max_watts * cap;
@@ -268,11 +293,13 @@ impl<'a> Simulation<'a> {
                     self.restarts += 1;
                     self.outcome.jobs[j].restarts += 1;
                 }
+                live.replicas = nodes.len() as u32;
+                live.last_resize_s = Some(now_s);
                 live.state = RunState::Running {
                     site: s,
                     nodes: nodes.clone(),
                     started_s: now_s,
-                    estimate_s: live.remaining_s.ceil() as i64,
+                    estimate_s: (live.remaining_s / live.rate(&self.jobs[j])).ceil() as i64,
                 };
                 let out = &mut self.outcome.jobs[j];
                 out.first_start_s.get_or_insert(now_s);
@@ -291,8 +318,48 @@ impl<'a> Simulation<'a> {
                 self.live[j].cap_percent = Some((*percent).clamp(1, 100))
             }
             Action::Uncap => self.live[j].cap_percent = None,
+            Action::Resize { nodes } => self.resize(j, nodes, now_s),
             Action::Defer { .. } | Action::Wait | Action::Keep => {}
         }
+    }
+
+    /// An elastic job runs on `nodes` from now: the GPUs of removed replicas are free at
+    /// the next step, added ones are taken now.
+    fn resize(&mut self, j: usize, nodes: &[u32], now_s: i64) {
+        let RunState::Running {
+            site,
+            nodes: running,
+            ..
+        } = &self.live[j].state
+        else {
+            self.outcome.capacity_violations += 1;
+            return;
+        };
+        let (site, running) = (*site, running.clone());
+        let gpr = self.jobs[j].gpus_per_replica;
+        for &n in running.iter().skip(nodes.len()) {
+            let node = &mut self.nodes[n as usize];
+            node.gpus_used = node.gpus_used.saturating_sub(gpr);
+        }
+        for &n in nodes.iter().skip(running.len()) {
+            let node = &mut self.nodes[n as usize];
+            node.gpus_used += gpr;
+            if node.gpus_used > node.gpus_allocatable || self.node_site[n as usize] != site {
+                self.outcome.capacity_violations += 1;
+            }
+        }
+        let job = &self.jobs[j];
+        let live = &mut self.live[j];
+        live.remaining_s += self.config.resize_overhead_s as f64 * live.rate(job);
+        live.replicas = nodes.len() as u32;
+        live.last_resize_s = Some(now_s);
+        live.state = RunState::Running {
+            site,
+            nodes: nodes.to_vec(),
+            started_s: now_s,
+            estimate_s: (live.remaining_s / live.rate(job)).ceil() as i64,
+        };
+        self.resizes += 1;
     }
 
     fn release(&mut self, j: usize) {
@@ -331,13 +398,14 @@ impl<'a> Simulation<'a> {
             let RunState::Running { site, .. } = live.state else {
                 continue;
             };
-            let rate = f64::from(live.cap_percent.unwrap_or(100)) / 100.0;
+            let rate = live.rate(&self.jobs[j]);
+            let cap = f64::from(live.cap_percent.unwrap_or(100)) / 100.0;
             let run_s = (live.remaining_s / rate).min(dt as f64);
             live.remaining_s -= run_s * rate;
-            let gpus = f64::from(self.jobs[j].gpus());
+            let gpus = f64::from(live.replicas * self.jobs[j].gpus_per_replica);
             usage[site].push(JobUsage {
                 job: j,
-                energy_j: gpus * shape.gpu_max_watts * rate * run_s,
+                energy_j: gpus * shape.gpu_max_watts * cap * run_s,
                 busy_gpu_s: gpus * run_s,
             });
             if live.remaining_s <= 1e-6 {
@@ -367,6 +435,7 @@ impl<'a> Simulation<'a> {
     }
 
     fn finish(mut self) -> RunOutcome {
+        tracing::debug!(policy = %self.policy, resizes = self.resizes, "elastic resizes");
         self.outcome.suspensions = Some(self.suspensions);
         self.outcome.restarts = Some(self.restarts);
         self.outcome

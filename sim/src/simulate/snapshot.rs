@@ -1,7 +1,7 @@
 //! What the engine sees of the simulated cluster: sites with their base load and a
 //! perfect forecast, and the active jobs as TrainingJobs would describe them.
 
-use verdant_core::placement::{Job, JobState, Policy, Site, SupplyPoint};
+use verdant_core::placement::{Elastic, Job, JobState, Policy, Site, SupplyPoint};
 
 use super::{FORECAST_HOURS, RunState, Simulation};
 use crate::civil::HOUR_S;
@@ -67,9 +67,18 @@ impl Simulation<'_> {
             _ => remaining_s,
         };
         let green_aware = self.policy == PolicyKind::Verdant;
+        let elastic = job.elastic.filter(|_| green_aware);
+        // A running elastic job's due time is `latest_start_s + estimated_duration_s`
+        // (see `Job::due_s`): its estimate is from its last resize, so its latest start is too.
+        let latest_start_s = match (&live.state, elastic) {
+            (RunState::Running { .. }, Some(_)) => job
+                .deadline_s
+                .map(|d| d - estimated_duration_s - 2 * self.config.step_s),
+            _ => job.deadline_s.map(|d| self.latest_start_s(d, remaining_s)),
+        };
         Job {
             id: job.id.clone(),
-            replicas: job.replicas,
+            replicas: live.replicas,
             gpus_per_replica: job.gpus_per_replica,
             state,
             policy: if green_aware {
@@ -83,14 +92,16 @@ impl Simulation<'_> {
             power_cap_percent: live.cap_percent,
             priority: 0,
             created_s: job.submit_s,
-            latest_start_s: job
-                .deadline_s
-                .filter(|_| green_aware)
-                .map(|d| self.latest_start_s(d, remaining_s)),
+            latest_start_s: latest_start_s.filter(|_| green_aware),
             estimated_duration_s: Some(estimated_duration_s.max(1)),
             measured_gpu_watts: None,
             allowed_sites,
             allowed_nodes: None,
+            elastic: elastic.map(|(min_replicas, max_replicas)| Elastic {
+                min_replicas,
+                max_replicas,
+                last_resize_s: live.last_resize_s,
+            }),
         }
     }
 }

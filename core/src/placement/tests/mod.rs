@@ -5,6 +5,7 @@
 
 mod backfill;
 mod brownout;
+mod elastic;
 mod ordering;
 mod policies;
 mod properties;
@@ -72,6 +73,7 @@ pub fn job(id: &str, replicas: u32, gpus_per_replica: u32, policy: Policy) -> Jo
         measured_gpu_watts: None,
         allowed_sites: Vec::new(),
         allowed_nodes: None,
+        elastic: None,
     }
 }
 
@@ -165,6 +167,8 @@ fn every_reason_code_is_produced_by_some_scenario_and_spelled_as_its_name() {
         brownout::suspension(),
         brownout::make_room(),
         brownout::uncapping(),
+        elastic::growth(),
+        elastic::shrinking(),
         unschedulable,
     ];
     let seen: std::collections::BTreeSet<Reason> =

@@ -139,6 +139,13 @@ fn build_job(i: usize, seed: JobSeed) -> Job {
         .map(|&s| SITES.get(s).copied().unwrap_or("ghost").to_string())
         .collect();
     j.allowed_nodes = seed.nodes;
+    if seed.priority == 2 {
+        j.elastic = Some(Elastic {
+            min_replicas: seed.replicas.div_ceil(2).max(1),
+            max_replicas: seed.replicas * 2,
+            last_resize_s: Some(NOW - seed.age_s / 2),
+        });
+    }
     j.state = match seed.state {
         0 => JobState::Pending,
         1 => JobState::Suspended,
@@ -275,6 +282,36 @@ fn check_invariants(snap: &Snapshot, decisions: &[Decision]) -> Result<(), TestC
             Action::Uncap => {
                 prop_assert!(is_running);
                 prop_assert_eq!(d.reason, Reason::PowerUncapped);
+            }
+            Action::Resize { nodes } => {
+                let JobState::Running {
+                    site,
+                    nodes: running,
+                    ..
+                } = &j.state
+                else {
+                    panic!("{} resized while not running", j.id);
+                };
+                let elastic = j.elastic.expect("only elastic jobs are resized");
+                prop_assert!(nodes.len() as u32 >= elastic.min_replicas.max(1));
+                prop_assert!(nodes.len() as u32 <= elastic.max_replicas);
+                prop_assert!(nodes.len() != running.len());
+                let kept = nodes.len().min(running.len());
+                prop_assert_eq!(
+                    &nodes[..kept],
+                    &running[..kept],
+                    "replica 0.. keep their nodes"
+                );
+                for &n in &nodes[kept..] {
+                    let node = &snap.nodes[n as usize];
+                    prop_assert!(node.schedulable);
+                    prop_assert_eq!(node.site.as_deref(), Some(site.as_str()), "grown off-site");
+                    if let Some(allowed) = &j.allowed_nodes {
+                        prop_assert!(allowed.contains(&n));
+                    }
+                    *placed_gpus.entry(n).or_default() += u64::from(j.gpus_per_replica);
+                }
+                prop_assert!(matches!(d.reason, Reason::ScaledUp | Reason::ScaledDown));
             }
             Action::Keep => {
                 prop_assert!(is_running);
