@@ -9,7 +9,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/$(STATE)/kubeconfig
 TOOLS_BIN = $(shell hack/tools.sh --print-dir)/bin
 KUBECTL = KUBECONFIG=$(KUBECONFIG_LOCAL) $(TOOLS_BIN)/kubectl
 
-.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e postgres bench-store evaluate bench-sim images fuzz
+.PHONY: help prereqs tools crds cluster-up cluster-down demo demo-down test lint unit e2e fmt bench bench-e2e bench-scale postgres bench-store evaluate bench-sim images fuzz
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -89,6 +89,14 @@ bench: ## Criterion benchmarks of the pure engine and models (release)
 bench-e2e: tools ## 200 TrainingJobs on a 500-node KWOK cluster, to every pod bound (release)
 	$(CARGO) build --release -p verdant-tests --bins
 	target/release/bench-e2e-placement
+
+# Flags of the scale bench, e.g. BENCH_SCALE_FLAGS="--nodes 500 --small-jobs 200 --gangs 25"
+# (bench-scale --help lists them all).
+BENCH_SCALE_FLAGS ?=
+
+bench-scale: tools ## kube-scheduler and Verdant side by side on 5,000 KWOK nodes → target/bench-scale/result.json (release, ~1 h here)
+	$(CARGO) build --release --locked -p verdant-tests --bin bench-scale --bin e2e-operator
+	target/release/bench-scale $(BENCH_SCALE_FLAGS)
 
 bench-store: postgres ## Ingest throughput of the energy store, SQLite and PostgreSQL (release)
 	$(WITH_POSTGRES) $(CARGO) bench -p verdant-store --bench ingest_throughput

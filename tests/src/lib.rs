@@ -9,6 +9,7 @@
 //! cluster-scoped objects they create (nodes, EnergySites) carry the namespace's name.
 
 pub mod agents;
+pub mod bench_scale;
 pub mod chromium;
 pub mod control_plane;
 pub mod fleet;
