@@ -5,6 +5,9 @@ use kube::core::Duration;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+mod storage;
+pub use storage::{StorageSpec, StorageStatus};
+
 /// A power domain: one site with its own solar and wind plant and a grid connection,
 /// feeding the nodes its `nodeSelector` matches. Verdant turns the site's weather forecast
 /// into kW and places training jobs where renewable headroom is.
@@ -32,6 +35,11 @@ use serde::{Deserialize, Serialize};
         name = "Headroom kW",
         type_ = "number",
         json_path = ".status.headroomKw"
+    ),
+    printcolumn(
+        name = "Battery %",
+        type_ = "number",
+        json_path = ".status.storage[0].stateOfChargePercent"
     ),
     printcolumn(
         name = "Age",
@@ -71,6 +79,13 @@ pub struct EnergySiteSpec {
     /// renewable supply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastSpec>,
+
+    /// The site's batteries. They charge from renewable surplus only and discharge into
+    /// deficits; what they can deliver over a job's run counts as renewable headroom.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.name == a.name))").message("spec.storage[].name must be unique within the site"))]
+    pub storage: Vec<StorageSpec>,
 }
 
 fn default_pue() -> f64 {
@@ -371,6 +386,9 @@ pub struct EnergySiteStatus {
     /// `RenewableDeficit` (load above renewable output, since its `lastTransitionTime`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The estimated state of charge of each battery of `spec.storage`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage: Vec<StorageStatus>,
     /// The `metadata.generation` this status reflects.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

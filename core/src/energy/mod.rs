@@ -32,6 +32,7 @@ pub mod forecast;
 pub mod location;
 pub mod plant;
 pub mod solar;
+pub mod storage;
 pub mod weather;
 pub mod wind;
 
@@ -42,6 +43,7 @@ pub use plant::{Plant, PlantOutput, PlantSpec};
 pub use solar::array::{PvArray, PvArrayOutput, SolarConditions};
 pub use solar::cell_temperature::CellTemperatureModel;
 pub use solar::position::{SolarPosition, SunAtTime, solar_position};
+pub use storage::{Battery, BatteryState, Flow, Storage};
 pub use weather::{
     SiteMetadata, WeatherFormat, WeatherParseError, WeatherProblem, WeatherRecord, WeatherSeries,
     detect_format, parse_weather, parse_weather_as,
