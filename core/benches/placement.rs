@@ -78,6 +78,7 @@ fn fleet(oversubscribed: bool) -> Snapshot {
             supply: forecast(&mut rng, i),
             base_load_kw: 150.0,
             headroom_negative_since_s: None,
+            storage: Vec::new(),
         })
         .collect();
     let mut nodes: Vec<Node> = (0..SITES.len() * NODES_PER_SITE)

@@ -10,8 +10,18 @@
 //! integrand is `clamp(headroom, 0, job power)`, which depends on the job. A prefix sum of
 //! headroom would be exact only when the job's power exceeds every segment, so the engine
 //! walks the (few dozen) segments in the job's window instead; see docs/scheduling.md.
+//!
+//! # Batteries
+//! A site's batteries ([`Storage`]) follow the committed load: from their state of charge
+//! at `now_s` they charge from every segment's surplus and discharge into its deficit
+//! (`soc_at_start`, recomputed when load is added). A new load on `[from, to)` gets the
+//! headroom directly, plus what the batteries deliver into its deficit beyond what the
+//! committed load alone would have taken from the same state of charge (the committed
+//! load is served first). [`HeadroomTimeline::at`] adds the discharge power of the
+//! batteries that still hold energy above their floor.
 
 use super::snapshot::SupplyPoint;
+use crate::energy::{BatteryState, Storage};
 
 /// Relative slack for comparisons of kW and fractions computed by different summation orders.
 pub const EPS: f64 = 1e-9;
@@ -22,6 +32,10 @@ pub const EPS: f64 = 1e-9;
 pub struct HeadroomTimeline {
     starts_s: Vec<i64>,
     headroom_kw: Vec<f64>,
+    /// The batteries at `now_s`.
+    storage: Storage,
+    /// Their states of charge at each segment start under the committed load alone.
+    soc_at_start: Vec<Vec<f64>>,
 }
 
 /// A temporary change of headroom, `kw` added on `[.., until_s)`, used to ask "what if"
@@ -70,16 +84,119 @@ impl HeadroomTimeline {
         Self {
             starts_s,
             headroom_kw,
+            storage: Storage::default(),
+            soc_at_start: Vec::new(),
         }
+    }
+
+    /// The same timeline with the site's batteries, in their state at `now_s`.
+    pub fn with_storage(mut self, batteries: &[BatteryState]) -> Self {
+        self.storage = Storage::new(batteries.to_vec());
+        self.follow_committed_load();
+        self
+    }
+
+    /// Renewable energy, kW·s, the batteries would deliver to a load of `power_kw` on
+    /// `[from_s, to_s)` beyond the headroom itself (0 without batteries).
+    pub fn battery_kws(&self, from_s: i64, to_s: i64, power_kw: f64) -> f64 {
+        self.storage_kws(from_s, to_s, power_kw, 0.0, None)
+    }
+
+    /// The batteries' energy above their floors at `t_s` under the committed load, kWh.
+    pub fn battery_deliverable_kwh(&self, t_s: i64) -> f64 {
+        self.storage_at(t_s).deliverable_kwh()
+    }
+
+    /// The batteries' states of charge at each segment start, following the committed load.
+    fn follow_committed_load(&mut self) {
+        self.soc_at_start.clear();
+        if self.storage.is_empty() {
+            return;
+        }
+        let mut storage = self.storage.clone();
+        for i in 0..self.starts_s.len() {
+            self.soc_at_start
+                .push(storage.batteries.iter().map(|b| b.soc_kwh).collect());
+            if let Some(&next) = self.starts_s.get(i + 1) {
+                storage.step(self.headroom_kw[i], (next - self.starts_s[i]) as f64);
+            }
+        }
+    }
+
+    /// The batteries at `t_s` (≥ `now_s`) under the committed load.
+    fn storage_at(&self, t_s: i64) -> Storage {
+        let mut storage = self.storage.clone();
+        if storage.is_empty() {
+            return storage;
+        }
+        let t_s = t_s.max(self.now_s());
+        let i = self.segment_of(t_s);
+        for (b, soc) in storage.batteries.iter_mut().zip(&self.soc_at_start[i]) {
+            b.soc_kwh = *soc;
+        }
+        storage.step(self.headroom_kw[i], (t_s - self.starts_s[i]) as f64);
+        storage
+    }
+
+    /// The batteries' part of `covered_kws`.
+    fn storage_kws(
+        &self,
+        from_s: i64,
+        to_s: i64,
+        power_kw: f64,
+        offset_kw: f64,
+        adjustment: Option<Adjustment>,
+    ) -> f64 {
+        let from_s = from_s.max(self.now_s());
+        if self.storage.is_empty() || to_s <= from_s || power_kw <= 0.0 {
+            return 0.0;
+        }
+        let mut with_load = self.storage_at(from_s);
+        let mut total_kwh = 0.0;
+        let mut piece = |h: f64, dt_s: i64| {
+            let dt = dt_s as f64;
+            let mut alone = with_load.clone();
+            let committed = alone.step(h, dt).discharged_kwh;
+            let both = with_load.step(h - power_kw, dt).discharged_kwh;
+            let direct_kw = h.clamp(0.0, power_kw);
+            total_kwh += (both - committed).clamp(0.0, (power_kw - direct_kw) * dt / 3600.0);
+        };
+        let mut i = self.segment_of(from_s);
+        let mut t = from_s;
+        while t < to_s {
+            let seg_end = self
+                .starts_s
+                .get(i + 1)
+                .map_or(to_s, |&next| next.min(to_s));
+            let h = self.headroom_kw[i] + offset_kw;
+            match adjustment {
+                Some(adj) if adj.until_s > t => {
+                    let split = adj.until_s.min(seg_end);
+                    piece(h + adj.kw, split - t);
+                    if seg_end > split {
+                        piece(h, seg_end - split);
+                    }
+                }
+                _ => piece(h, seg_end - t),
+            }
+            t = seg_end;
+            i += 1;
+        }
+        total_kwh * 3600.0
     }
 
     pub fn now_s(&self) -> i64 {
         self.starts_s[0]
     }
 
-    /// Headroom at instant `t_s` (clamped to `now_s`).
+    /// Headroom at instant `t_s` (clamped to `now_s`), with the discharge power of the
+    /// batteries that still hold energy above their floor then.
     pub fn at(&self, t_s: i64) -> f64 {
-        self.headroom_kw[self.segment_of(t_s)]
+        let h = self.headroom_kw[self.segment_of(t_s)];
+        if self.storage.is_empty() {
+            return h;
+        }
+        h + self.storage_at(t_s).available_discharge_kw()
     }
 
     /// Commits `kw` of load on `[from_s, to_s)` (negative `kw` releases load).
@@ -93,6 +210,7 @@ impl HeadroomTimeline {
         for h in &mut self.headroom_kw[first..end] {
             *h -= kw;
         }
+        self.follow_committed_load();
     }
 
     /// Renewable energy, in kW·s, that a load of `power_kw` on `[from_s, to_s)` can take:
@@ -130,7 +248,7 @@ impl HeadroomTimeline {
             t = seg_end;
             i += 1;
         }
-        total
+        total + self.storage_kws(from_s, to_s, power_kw, offset_kw, adjustment)
     }
 
     /// Share of the energy of `power_kw` over `[start_s, start_s + duration_s)` covered by
@@ -156,8 +274,13 @@ impl HeadroomTimeline {
         if self.starts_s[i] == t_s {
             return i;
         }
+        let soc: Option<Vec<f64>> = (!self.soc_at_start.is_empty())
+            .then(|| self.storage_at(t_s).batteries.iter().map(|b| b.soc_kwh).collect());
         self.starts_s.insert(i + 1, t_s);
         self.headroom_kw.insert(i + 1, self.headroom_kw[i]);
+        if let Some(soc) = soc {
+            self.soc_at_start.insert(i + 1, soc);
+        }
         i + 1
     }
 }
@@ -266,5 +389,50 @@ mod tests {
         let with = tl.covered_kws(600, 1200, 50.0, 0.0, Some(adj));
         assert_eq!(with, 300.0 * 0.0 + 300.0 * 30.0);
         assert_eq!(tl.at(600), 30.0);
+    }
+
+    fn battery(soc_kwh: f64) -> BatteryState {
+        BatteryState {
+            battery: crate::energy::Battery {
+                name: "b".to_owned(),
+                capacity_kwh: 100.0,
+                max_charge_kw: 50.0,
+                max_discharge_kw: 40.0,
+                round_trip_efficiency: 1.0,
+                min_soc_fraction: 0.0,
+            },
+            soc_kwh,
+        }
+    }
+
+    #[test]
+    fn batteries_charge_from_surplus_and_cover_a_new_load_after_the_committed_one() {
+        // 100 kW for an hour, then 0 for two; 20 kW of base load. The battery (empty now)
+        // stores 50 kWh in hour 0 and gives the base load 20 kWh in each of hours 1 and 2.
+        let tl = HeadroomTimeline::new(0, &points(&[100.0, 0.0, 0.0]), 20.0, &[])
+            .with_storage(&[battery(0.0)]);
+        assert_eq!(tl.battery_deliverable_kwh(3600), 50.0);
+        assert_eq!(tl.battery_deliverable_kwh(3 * 3600), 10.0);
+        // A 30 kW job in hour 1: 40 kW of discharge, 20 of them for the base load.
+        let battery_kws = tl.battery_kws(3600, 7200, 30.0);
+        assert!((battery_kws - 20.0 * 3600.0).abs() < 1e-6, "{battery_kws}");
+        assert!((tl.renewable_fraction(3600, 3600, 30.0) - 20.0 / 30.0).abs() < 1e-12);
+        // In hour 0 the job is covered directly: the battery adds nothing.
+        assert_eq!(tl.battery_kws(0, 3600, 30.0), 0.0);
+        // Now: 80 kW of surplus + 0 (the battery is empty); in hour 1: −20 + 40.
+        assert_eq!(tl.at(0), 80.0);
+        assert_eq!(tl.at(3600), 20.0);
+        // The base load empties it half an hour after the forecast ends.
+        assert_eq!(tl.at(4 * 3600), -20.0);
+    }
+
+    #[test]
+    fn load_added_later_runs_the_battery_down_sooner() {
+        let mut tl = HeadroomTimeline::new(0, &points(&[0.0, 0.0]), 0.0, &[])
+            .with_storage(&[battery(30.0)]);
+        tl.add_load(0, 1800, 40.0);
+        // 40 kW for half an hour takes 20 kWh: 10 are left at 1800 s.
+        assert!((tl.battery_deliverable_kwh(1800) - 10.0).abs() < 1e-9);
+        assert!((tl.battery_kws(1800, 3600, 40.0) - 10.0 * 3600.0).abs() < 1e-6);
     }
 }

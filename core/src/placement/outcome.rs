@@ -31,6 +31,7 @@ pub(super) fn place(
 ) -> Decision {
     let job = view.job;
     let now_s = cy.now_s;
+    let battery = battery_note(cy, option.site, view.end_now_s, option.power_kw);
     cy.pool
         .commit(&option.plan, job.gpus_per_replica, view.end_now_s);
     cy.sites[option.site]
@@ -56,7 +57,7 @@ pub(super) fn place(
         _ => (reason, "placed"),
     };
     let message = format!(
-        "{verb} {} at {} on {} node(s), {} kW: {why}; expected renewable fraction {:.2} over {}{backfill}",
+        "{verb} {} at {} on {} node(s), {} kW: {why}; expected renewable fraction {:.2} over {}{battery}{backfill}",
         view.shape(),
         cy.site_name(option.site),
         option.plan.picks.len(),
@@ -70,6 +71,20 @@ pub(super) fn place(
         expected_renewable_fraction: option.fraction,
     };
     decision(job, action, reason, message)
+}
+
+/// `; 12.5 kWh of it from the site's batteries (they can deliver 40.0 kWh now)`,
+/// or nothing at a site without batteries or when they add nothing to the job.
+fn battery_note(cy: &Cycle<'_>, site: usize, end_s: i64, power_kw: f64) -> String {
+    let timeline = &cy.sites[site].timeline;
+    let battery_kwh = timeline.battery_kws(cy.now_s, end_s, power_kw) / 3600.0;
+    if battery_kwh < 0.05 {
+        return String::new();
+    }
+    format!(
+        "; {battery_kwh:.1} kWh of it from the site's batteries (they can deliver {:.1} kWh now)",
+        timeline.battery_deliverable_kwh(cy.now_s)
+    )
 }
 
 /// Not enough GPUs now (`WaitingForCapacity`, or `WaitingForGreenCapacity` when `sites`

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::energy::BatteryState;
+
 /// Everything one placement cycle looks at. Time is seconds since the Unix epoch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -88,6 +90,10 @@ pub struct Site {
     /// Since when the site's current headroom has been negative (persisted by the
     /// controller); drives the GreenOnly grace period.
     pub headroom_negative_since_s: Option<i64>,
+    /// The site's batteries with their state of charge at `now_s`; what they can deliver
+    /// counts as headroom (`headroom.rs`).
+    #[serde(default)]
+    pub storage: Vec<BatteryState>,
 }
 
 /// One step of a renewable forecast.

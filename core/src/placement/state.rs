@@ -103,7 +103,8 @@ impl<'a> Cycle<'a> {
                         &site.supply,
                         finite_or_zero(site.base_load_kw),
                         &loads,
-                    ),
+                    )
+                    .with_storage(&site.storage),
                     step_starts_s: curve.step_starts_s().filter(|t| *t > now_s).collect(),
                     max_model_watts: if max_model_watts > 0.0 {
                         max_model_watts

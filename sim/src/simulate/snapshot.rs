@@ -31,6 +31,7 @@ impl Simulation<'_> {
                         * site.pue
                         / 1000.0,
                     headroom_negative_since_s: self.negative_since[s],
+                    storage: Vec::new(),
                 }
             })
             .collect()

@@ -9,6 +9,7 @@ mod elastic;
 mod ordering;
 mod policies;
 mod properties;
+mod storage;
 
 use super::*;
 
@@ -39,6 +40,7 @@ pub fn site(name: &str, hourly_kw: &[f64]) -> Site {
             .collect(),
         base_load_kw: 0.0,
         headroom_negative_since_s: None,
+        storage: Vec::new(),
     }
 }
 
