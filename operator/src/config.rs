@@ -63,6 +63,14 @@ pub struct RunArgs {
     #[arg(long, env = "VERDANT_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
 
+    /// Requests to the API server in flight at once, at most; more wait their turn. The
+    /// Rust client has no QPS limiter like client-go's: this bounds the bursts of many
+    /// gangs created and bound at once (each gang up to 16 requests at a time) below the
+    /// API server's own limits (--max-requests-inflight, priority and fairness).
+    #[arg(long, env = "VERDANT_API_CONCURRENCY", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub api_concurrency: u16,
+
     /// Log format: `text` for terminals, `json` in clusters.
     #[arg(long, env = "VERDANT_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::telemetry::Telemetry;
 use crate::topology::SharedTopology;
+use crate::watches::job_pods::JobPods;
 use crate::watches::{Synced, wait_ready};
 
 /// The reflector caches the operator reads.
@@ -20,8 +21,11 @@ use crate::watches::{Synced, wait_ready};
 pub struct Stores {
     /// TrainingJobs (the controller's own cache).
     pub jobs: Store<TrainingJob>,
-    /// All pods, for GPUs in use and the state of gangs.
+    /// All pods, pruned to the fields the operator reads, for GPUs in use and the state
+    /// of gangs.
     pub pods: Store<Pod>,
+    /// The pods of each TrainingJob, by the job's label (no scan of every pod).
+    pub job_pods: Arc<JobPods>,
     /// All nodes.
     pub nodes: Store<Node>,
     /// All EnergySites.

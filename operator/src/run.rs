@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -20,14 +21,15 @@ use verdant_crds::{EnergySite, TrainingJob};
 use crate::config::RunArgs;
 use crate::context::{Context, Stores};
 use crate::energy_status::EnergyStatus;
-use crate::labels::JOB_NAME_LABEL;
+use crate::labels::{JOB_NAME_LABEL, MANAGED_BY_LABEL};
 use crate::leader::{Elector, Leadership, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::server::Health;
 use crate::store_writer::{StoreCell, Writer};
 use crate::topology::SharedTopology;
-use crate::watches::{await_synced, wait_ready, watch_all};
+use crate::watches::job_pods::JobPods;
+use crate::watches::{Touched, await_synced, wait_ready, watch_all};
 use crate::{reconcile, scheduler, server};
 
 /// Runs the operator until a signal arrives or a critical task stops.
@@ -39,9 +41,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .then(|| args.leader.config())
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let client = kube::Client::try_default().await.context(
-        "connecting to Kubernetes: set KUBECONFIG, or run in a pod with a ServiceAccount",
-    )?;
+    let client = client(args.api_concurrency).await?;
     let jobs_api: Api<TrainingJob> = Api::all(client.clone());
     jobs_api
         .list(&ListParams::default().limit(1))
@@ -64,6 +64,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         pods.clone(),
         sites.clone(),
     ));
+    let job_pods = Arc::new(JobPods::new(pods.clone()));
     let changed = || {
         let (wake, topology) = (wake_scheduler.clone(), topology.clone());
         move || {
@@ -71,9 +72,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             wake.notify_one();
         }
     };
-    let (pods_watched, pod_watch) = watch_all(&client, pods_writer, changed());
-    let (_, node_watch) = watch_all(&client, nodes_writer, changed());
-    let (sites_watched, site_watch) = watch_all(&client, sites_writer, changed());
+    let pod_changed = {
+        let (changed, job_pods) = (changed(), job_pods.clone());
+        move |touched: Touched<'_, Pod>| {
+            job_pods.touched(&touched);
+            changed();
+        }
+    };
+    let node_changed = changed();
+    let site_changed = changed();
+    let (pods_watched, pod_watch) = watch_all(&client, pods_writer, pod_changed);
+    let (_, node_watch) = watch_all(&client, nodes_writer, move |_| node_changed());
+    let (sites_watched, site_watch) = watch_all(&client, sites_writer, move |_| site_changed());
     let (synced, cache_sync) = await_synced(vec![
         Box::pin(wait_ready(pods.clone())) as Pin<Box<dyn Future<Output = ()> + Send>>,
         Box::pin(wait_ready(nodes.clone())),
@@ -82,7 +92,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
     let controller = Controller::new(jobs_api, watcher::Config::default())
-        .owns_shared_stream(pods_watched.subscribe())
+        // Only Verdant's pods can belong to a TrainingJob.
+        .owns_shared_stream(pods_watched.subscribe().filter(|pod| {
+            std::future::ready(
+                pod.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some("verdant"),
+            )
+        }))
         .owns(
             Api::<Service>::all(client.clone()),
             watcher::Config::default().labels(JOB_NAME_LABEL),
@@ -97,6 +112,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let stores = Stores {
         jobs: controller.store(),
         pods,
+        job_pods,
         nodes,
         sites,
     };
@@ -140,7 +156,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             ctx.caches_synced().await;
             health.caches_synced.store(true, Ordering::Release);
             info!("caches synced");
-            scheduler::cycle(&ctx, &trigger_tx).await;
             scheduler::run(ctx, period, debounce, trigger_tx).await;
         }
     };
@@ -260,6 +275,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(Err(e)) => anyhow::bail!("a critical task panicked: {e}"),
         None => Ok(()),
     }
+}
+
+/// The API client, with at most `api_concurrency` requests in flight (`--api-concurrency`).
+async fn client(api_concurrency: u16) -> anyhow::Result<kube::Client> {
+    let connecting =
+        "connecting to Kubernetes: set KUBECONFIG, or run in a pod with a ServiceAccount";
+    let config = kube::Config::infer().await.context(connecting)?;
+    let builder = kube::client::ClientBuilder::try_from(config).context(connecting)?;
+    // A watch holds its slot only until the API server answers with headers; its events
+    // then stream without one.
+    let limit = tower::limit::ConcurrencyLimitLayer::new(usize::from(api_concurrency));
+    Ok(builder.with_layer(&limit).build())
 }
 
 /// The leader election of `--leader-elect`, or none (this replica leads from the start).

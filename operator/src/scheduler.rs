@@ -1,5 +1,8 @@
 //! The scheduling cycle: snapshot the caches, run the pure engine, publish its decisions,
-//! and wake the reconciles of the jobs whose decision changed.
+//! and wake the reconciles of the jobs whose decision changed. A tick on which nothing
+//! changed and nothing is due is skipped ([`quiet`]).
+
+pub mod quiet;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -17,42 +20,64 @@ use crate::metrics::label;
 use crate::site_controller::status::headroom_negative_since;
 use crate::snapshot::{self, Assumed, Inputs};
 use crate::topology::{Overlap, job_id};
+use quiet::{Fingerprint, Quiet};
 
 /// How long an assumed placement may wait for the job's status to show it.
 const ASSUMED_TTL_S: i64 = 120;
 
-/// Runs cycles forever: every `period`, and `debounce` after each wake-up.
+/// Runs a cycle at once, then forever: every `period`, and `debounce` after each
+/// wake-up; a cycle whose inputs did not change since the last is skipped until
+/// something is due ([`quiet`]).
 pub async fn run(
     ctx: Arc<Context>,
     period: Duration,
     debounce: Duration,
     trigger: UnboundedSender<ObjectRef<TrainingJob>>,
 ) {
+    let mut quiet = Quiet::default();
+    cycle(&ctx, &trigger, &mut quiet).await;
     loop {
         tokio::select! {
             () = ctx.wake_scheduler.notified() => tokio::time::sleep(debounce).await,
             () = tokio::time::sleep(period) => {}
         }
-        cycle(&ctx, &trigger).await;
+        cycle(&ctx, &trigger, &mut quiet).await;
     }
 }
 
-/// One scheduling cycle.
-pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJob>>) {
+/// One scheduling cycle, unless `quiet` says it would decide nothing new.
+pub async fn cycle(
+    ctx: &Context,
+    trigger: &UnboundedSender<ObjectRef<TrainingJob>>,
+    quiet: &mut Quiet,
+) {
     let started = Instant::now();
     let now_s = jiff::Timestamp::now().as_second();
-    // The stores hand objects out in hash order, and the engine breaks ties (and lists
-    // sites in its messages) by position: in name order (the topology keeps nodes and
-    // sites so) the same cluster gets the same decisions and the same words every cycle.
     let mut jobs = ctx.stores.jobs.state();
-    jobs.sort_unstable_by_key(|job| (job.namespace(), job.name_any()));
-    let topology = ctx.topology.current();
-    let (nodes, sites) = (&topology.nodes, &topology.sites);
-
+    // Read before the caches: a change after this point bumps it again.
+    let topology_generation = ctx.topology.generation();
     let assumed = ctx.plan.with(|plan| {
         prune_assumed(&mut plan.assumed, &jobs, now_s);
         plan.assumed.clone()
     });
+    let fingerprint = Fingerprint::of(&jobs, topology_generation, &assumed);
+    if quiet.may_skip(fingerprint, now_s) {
+        ctx.plan.with(|plan| plan.last_cycle_s = Some(now_s));
+        debug!(
+            jobs = jobs.len(),
+            "scheduling cycle skipped: nothing changed and nothing is due"
+        );
+        return;
+    }
+    // The stores hand objects out in hash order, and the engine breaks ties (and lists
+    // sites in its messages) by position: in name order (the topology keeps nodes and
+    // sites so) the same cluster gets the same decisions and the same words every cycle.
+    jobs.sort_unstable_by(|a, b| {
+        let (a, b) = (&a.metadata, &b.metadata);
+        (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+    });
+    let topology = ctx.topology.current();
+    let (nodes, sites) = (&topology.nodes, &topology.sites);
     // Kept by the EnergySite controller in each site's RenewableDeficit condition, so the
     // GreenOnly grace period survives a restart of the operator.
     let negative_since = headroom_negative_since(sites);
@@ -79,14 +104,22 @@ pub async fn cycle(ctx: &Context, trigger: &UnboundedSender<ObjectRef<TrainingJo
     let mut config = ctx.engine.clone();
     ctx.telemetry
         .apply_measurements(&mut snapshot, &mut config, now_s);
-    let decisions =
-        match tokio::task::spawn_blocking(move || engine::run_cycle(&snapshot, &config)).await {
-            Ok(decisions) => decisions,
-            Err(e) => {
-                warn!(error = %e, "the placement engine panicked; keeping the previous decisions");
-                return;
-            }
-        };
+    let measured = config.gpu_watts_by_model != ctx.engine.gpu_watts_by_model
+        || snapshot.jobs.iter().any(|j| j.measured_gpu_watts.is_some());
+    let assumed_now = assumed.clone();
+    let engine = move || {
+        let decisions = engine::run_cycle(&snapshot, &config);
+        let due_s = quiet::next_due_s(&snapshot, &decisions, &assumed_now, &config, ASSUMED_TTL_S);
+        (decisions, due_s)
+    };
+    let (decisions, due_s) = match tokio::task::spawn_blocking(engine).await {
+        Ok(decided) => decided,
+        Err(e) => {
+            warn!(error = %e, "the placement engine panicked; keeping the previous decisions");
+            return;
+        }
+    };
+    quiet.ran(fingerprint, (!measured).then_some(due_s));
     ctx.metrics
         .engine_duration
         .observe(engine_started.elapsed().as_secs_f64());

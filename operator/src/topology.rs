@@ -199,6 +199,11 @@ impl SharedTopology {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// How many changes of nodes, pods or sites the caches have taken in so far.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// The picture as of now.
     pub fn current(&self) -> Arc<Topology> {
         self.get(|_| false)

@@ -23,8 +23,11 @@ use std::time::Duration;
 use futures::channel::mpsc::{UnboundedSender, unbounded};
 use futures::{Stream, StreamExt};
 use kube::api::Api;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
+
+pub mod job_pods;
+pub mod prune;
 use tokio::sync::watch;
 
 /// A cache of every `K` in the cluster, and subscriptions to its changes.
@@ -62,16 +65,31 @@ where
     }
 }
 
-/// The cache `writer` fills with every `K` in the cluster, and the watch that fills it;
-/// `on_change` runs after each change is in the cache.
+/// A change the cache took in, as [`watch_all`] reports it.
+pub enum Touched<'a, K> {
+    /// An object was added, or changed in a field the cache keeps.
+    Applied(&'a K),
+    /// An object was deleted.
+    Deleted(&'a K),
+    /// The watch listed everything again (after a restart of the watch): anything may
+    /// have changed.
+    Relisted,
+}
+
+/// The cache `writer` fills with every `K` in the cluster, pruned to what the operator
+/// reads ([`prune`]), and the watch that fills it. `on_change` runs after each
+/// change is in the cache; an update that only touched pruned fields (a node's
+/// heartbeat, a pod's IP) is no change: it reaches neither `on_change` nor the
+/// subscriptions.
 pub fn watch_all<K>(
     client: &kube::Client,
-    writer: reflector::store::Writer<K>,
-    on_change: impl Fn() + Send + 'static,
+    mut writer: reflector::store::Writer<K>,
+    on_change: impl Fn(Touched<'_, K>) + Send + 'static,
 ) -> (Watched<K>, impl Future<Output = ()> + Send + 'static)
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
+        + prune::Pruned
         + std::fmt::Debug
         + serde::de::DeserializeOwned
         + Send
@@ -86,19 +104,39 @@ where
         store: watched.store.clone(),
         subscribers: watched.subscribers.clone(),
     };
-    let watch = reflector::reflector(
-        writer,
-        watcher(Api::<K>::all(client.clone()), watcher::Config::default()),
-    )
-    .default_backoff()
-    .touched_objects()
-    .for_each(move |object| {
-        on_change();
-        if let Ok(object) = object {
-            fan_out.publish(object);
-        }
-        async {}
-    });
+    let watch = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .modify(prune::Pruned::prune)
+        .for_each(move |event| {
+            if let Ok(event) = event {
+                // Compared with the cache before the cache takes the event in. During a
+                // relist the cache still holds the old objects until `InitDone`.
+                let differs = |object: &K| {
+                    let cached = fan_out.store.get(&ObjectRef::from_obj(object));
+                    cached.is_none_or(|cached| !cached.same(object))
+                };
+                let publish = match &event {
+                    watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                        differs(object).then(|| object.clone())
+                    }
+                    watcher::Event::Delete(object) => Some(object.clone()),
+                    watcher::Event::Init | watcher::Event::InitDone => None,
+                };
+                writer.apply_watcher_event(&event);
+                match &event {
+                    watcher::Event::Apply(object) if publish.is_some() => {
+                        on_change(Touched::Applied(object));
+                    }
+                    watcher::Event::Delete(object) => on_change(Touched::Deleted(object)),
+                    watcher::Event::InitDone => on_change(Touched::Relisted),
+                    _ => {}
+                }
+                if let Some(object) = publish {
+                    fan_out.publish(object);
+                }
+            }
+            async {}
+        });
     (watched, watch)
 }
 

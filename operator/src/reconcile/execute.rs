@@ -2,7 +2,9 @@
 //! server and writes the status, once, with server-side apply.
 //!
 //! # Guarantees
-//! - No partial gang holds GPUs: pods are bound only after all of them exist.
+//! - No partial gang holds GPUs: pods are bound only after all of them exist (the pods
+//!   are created concurrently, then bound concurrently; no binding starts before every
+//!   creation succeeded).
 //! - No duplicates: pod names are `<job>-<index>`, so a retried creation finds the pod.
 //! - The status is written once, before any pod of a new placement exists and after the
 //!   pods it says are gone were deleted; its Events right after it.
@@ -13,6 +15,8 @@
 //! binding treats "already bound" as success, deletion treats "not found" as success.
 
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -32,6 +36,11 @@ use crate::reason::Reason;
 use crate::status;
 use crate::topology::job_id;
 use crate::workload::{build_pod, build_service, pod_name};
+
+/// Requests in flight at once for one gang's pod creations, and then for its bindings:
+/// a 64-replica gang is created in a few round trips rather than 64, while the reconciles
+/// running side by side (`--concurrency`) bound the total.
+pub const GANG_CONCURRENCY: usize = 16;
 
 /// Carries out the outcomes of one job's pass.
 pub struct Executor<'a> {
@@ -112,43 +121,55 @@ impl<'a> Executor<'a> {
         Ok(true)
     }
 
-    /// Creates the missing pods of the gang, then binds every unbound one. Returns false
-    /// while pods of an earlier attempt are still going away.
+    /// Creates the missing pods of the gang, then binds every unbound one, each step with
+    /// up to [`GANG_CONCURRENCY`] requests in flight. Returns false while pods of an
+    /// earlier attempt are still going away.
     async fn ensure_gang(&self, restart: i32, site: &str, nodes: &[String]) -> Result<bool> {
         let job = self.job;
         let job_name = job.name_any();
         self.ensure_service().await?;
         let mut to_bind: Vec<(String, String)> = Vec::new();
+        let mut to_create: Vec<(u32, String, String)> = Vec::new();
         for (index, node) in nodes.iter().enumerate() {
             let index = index as u32;
             let name = pod_name(&job_name, index);
             match self.gang.replicas.get(index as usize).cloned().flatten() {
-                Some(pod) if pod.node.is_some() => continue,
+                Some(pod) if pod.node.is_some() => {}
                 Some(_) => to_bind.push((name, node.clone())),
-                None => {
-                    let pod = build_pod(job, index, site, node, restart);
-                    let params = PostParams {
-                        field_manager: Some(FIELD_MANAGER.to_owned()),
-                        ..Default::default()
-                    };
-                    match self.pods.create(&params, &pod).await {
-                        Ok(_) => to_bind.push((name, node.clone())),
-                        Err(kube::Error::Api(e)) if e.code == 409 => {
-                            match self.existing_pod(&name, restart).await? {
-                                Existing::OfEarlierAttempt => return Ok(false),
-                                Existing::Unbound => to_bind.push((name, node.clone())),
-                                Existing::Bound => {}
-                            }
-                        }
-                        Err(e) => return Err(creation_error(format!("pod {name}"), e)),
-                    }
-                }
+                None => to_create.push((index, name, node.clone())),
             }
         }
-        // Only now, with every pod of the gang in existence, do any of them get GPUs.
-        for (name, node) in &to_bind {
-            self.bind(name, node).await?;
+        // Futures collected first: a stream over a borrowing closure is not `Send`
+        // enough for the controller's task.
+        let creations: Vec<_> = to_create
+            .into_iter()
+            .map(|(index, name, node)| self.create_pod(index, name, node, site, restart))
+            .collect();
+        let created: Vec<Result<Created>> = futures::stream::iter(creations)
+            .buffer_unordered(GANG_CONCURRENCY)
+            .collect()
+            .await;
+        let mut earlier_attempt = false;
+        for result in created {
+            match result? {
+                Created::ToBind(name, node) => to_bind.push((name, node)),
+                Created::Bound => {}
+                Created::EarlierAttempt => earlier_attempt = true,
+            }
         }
+        if earlier_attempt {
+            return Ok(false);
+        }
+        // Only now, with every pod of the gang in existence, do any of them get GPUs.
+        let bindings: Vec<_> = to_bind
+            .iter()
+            .map(|(name, node)| self.bind(name, node))
+            .collect();
+        let bound: Vec<Result<()>> = futures::stream::iter(bindings)
+            .buffer_unordered(GANG_CONCURRENCY)
+            .collect()
+            .await;
+        bound.into_iter().collect::<Result<Vec<()>>>()?;
         if !to_bind.is_empty() {
             let created_s = job
                 .metadata
@@ -162,6 +183,33 @@ impl<'a> Executor<'a> {
             info!(job = %job_id(job), %site, pods = to_bind.len(), "gang bound");
         }
         Ok(true)
+    }
+
+    /// Creates replica `index`'s pod (or finds it of this attempt already).
+    async fn create_pod(
+        &self,
+        index: u32,
+        name: String,
+        node: String,
+        site: &str,
+        restart: i32,
+    ) -> Result<Created> {
+        let pod = build_pod(self.job, index, site, &node, restart);
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        match self.pods.create(&params, &pod).await {
+            Ok(_) => Ok(Created::ToBind(name, node)),
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                Ok(match self.existing_pod(&name, restart).await? {
+                    Existing::OfEarlierAttempt => Created::EarlierAttempt,
+                    Existing::Unbound => Created::ToBind(name, node),
+                    Existing::Bound => Created::Bound,
+                })
+            }
+            Err(e) => Err(creation_error(format!("pod {name}"), e)),
+        }
     }
 
     /// A pod the cache did not show yet already exists: is it this attempt's?
@@ -260,6 +308,16 @@ impl<'a> Executor<'a> {
             warn!(job = %job_id(self.job), error = %e, "could not publish event");
         }
     }
+}
+
+/// What creating one replica's pod found.
+enum Created {
+    /// The pod exists unbound: bind it to this node.
+    ToBind(String, String),
+    /// It existed already, bound.
+    Bound,
+    /// A pod of an earlier attempt holds the name: the gang waits for it to go.
+    EarlierAttempt,
 }
 
 /// A pod that already existed when the gang's was created.

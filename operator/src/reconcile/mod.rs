@@ -3,8 +3,9 @@
 //!
 //! # Expected flow
 //! watch event → [`reconcile`] (through the finalizer) → observe: the job, its pods from
-//! the cache as a [`Gang`](crate::lifecycle::Gang), the nodes that exist, and the cycle's
-//! decision and assumed placement from the [`Plan`](crate::plan::Plan) →
+//! the cache as a [`Gang`](crate::lifecycle::Gang) (through the job→pods index), which
+//! of the nodes it refers to exist, and the cycle's decision and assumed placement from
+//! the [`Plan`](crate::plan::Plan) →
 //! [`transition::transition`] → [`execute::Executor::apply`]: pods deleted, the status
 //! written once, the gang created and bound, Events published, the scheduler woken.
 //!
@@ -31,6 +32,7 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
 use tracing::{info, warn};
 use verdant_crds::TrainingJob;
 
@@ -39,7 +41,7 @@ use crate::error::{Error, Result};
 use crate::labels::FINALIZER;
 use crate::lifecycle::observe;
 use crate::metrics::label;
-use crate::topology::{job_id, pods_of_job};
+use crate::topology::job_id;
 use execute::{Executor, delete_owned_pods};
 use transition::{JobPlan, Observed, transition};
 
@@ -78,26 +80,21 @@ pub fn error_policy(job: Arc<TrainingJob>, error: &Error, ctx: Arc<Context>) -> 
 async fn apply(job: Arc<TrainingJob>, ctx: &Context, api: &Api<TrainingJob>) -> Result<Requeue> {
     let now = jiff::Timestamp::now();
     let previous = job.status.clone().unwrap_or_default();
-    let all_pods = ctx.stores.pods.state();
+    let namespace = job.namespace().unwrap_or_default();
+    let pods = ctx.stores.job_pods.of_job(&namespace, &job.name_any());
     let gang = observe(
         &job.name_any(),
         job.spec.replicas.max(0) as u32,
         previous.restarts,
-        &pods_of_job(&job, &all_pods),
+        &pods.iter().map(|(name, pod)| (name.clone(), pod)).collect(),
     );
-    let nodes: BTreeSet<String> = ctx
-        .stores
-        .nodes
-        .state()
-        .iter()
-        .map(|n| n.name_any())
-        .collect();
+    let (decision, assumed) = ctx.plan.for_job(&job_id(&job));
+    let nodes = existing_nodes(ctx, &previous, assumed.as_ref(), &gang);
     let observed = Observed {
         job: &job,
         gang: &gang,
         nodes: &nodes,
     };
-    let (decision, assumed) = ctx.plan.for_job(&job_id(&job));
     let outcome = transition(&observed, &JobPlan { decision, assumed }, now);
     let executor = Executor::new(ctx, &job, api, &gang, now);
     match executor.apply(&previous, &outcome).await {
@@ -113,6 +110,30 @@ async fn apply(job: Arc<TrainingJob>, ctx: &Context, api: &Api<TrainingJob>) -> 
         }
         other => other,
     }
+}
+
+/// Which of the nodes the job refers to (in its status, its assumed placement, under its
+/// pods) exist: looked up one by one rather than copying every node name of a large
+/// cluster on every reconcile.
+fn existing_nodes(
+    ctx: &Context,
+    status: &verdant_crds::TrainingJobStatus,
+    assumed: Option<&crate::snapshot::Assumed>,
+    gang: &crate::lifecycle::Gang,
+) -> BTreeSet<String> {
+    let pod_nodes = gang
+        .replicas
+        .iter()
+        .flatten()
+        .filter_map(|r| r.node.as_ref());
+    status
+        .nodes
+        .iter()
+        .chain(assumed.into_iter().flat_map(|a| a.nodes.iter()))
+        .chain(pod_nodes)
+        .filter(|name| ctx.stores.nodes.get(&ObjectRef::new(name)).is_some())
+        .cloned()
+        .collect()
 }
 
 /// Removes the job's pods and Service: nothing else would (no garbage collector needed).

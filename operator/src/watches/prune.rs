@@ -1,0 +1,239 @@
+//! What the caches keep of each object: only the fields some task reads.
+//!
+//! A cluster of 5,000 nodes and 40,000 pods held whole is hundreds of MiB (managed
+//! fields, images, env, volumes, conditions with timestamps). Pruned, a pod is its
+//! identity, labels, owners, node, GPU requests and phase. Pruning also makes a change
+//! that only touches dropped fields (a node's heartbeat, a pod's IP or condition times)
+//! compare equal to the cached object, so [`watch_all`](super::watch_all) can ignore it:
+//! it neither wakes the scheduling cycle nor reconciles a job.
+//!
+//! # Guarantees
+//! Kept, because a task reads it (keep this list true when a reader wants more):
+//! - EnergySites: everything but managed fields and `resourceVersion`;
+//! - pods and nodes: name, namespace, uid, labels, owner references, creation and deletion
+//!   timestamps, generation; `resourceVersion` and managed fields go (nothing reads them
+//!   from a cache, and they change on every write);
+//! - pods: `spec.nodeName`, `spec.schedulerName`, each container's name and resources
+//!   (GPUs in use: `workload::pod_gpus`), `status.phase`, and each container's
+//!   `terminated.finishedAt` and exit code (billing a finished pod's last window);
+//! - nodes: `spec.unschedulable` and taints (placement constraints), `status.capacity`
+//!   and `allocatable`, and the `Ready` condition's status (no times, reason or message).
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Node, NodeCondition,
+    NodeSpec, NodeStatus, Pod, PodSpec, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// A kind the operator caches: what it keeps of each object, and when two kept objects
+/// are the same.
+pub trait Pruned {
+    /// Drops what no task reads.
+    fn prune(&mut self);
+    /// Whether two pruned objects are the same.
+    fn same(&self, other: &Self) -> bool;
+}
+
+impl Pruned for Pod {
+    fn prune(&mut self) {
+        pod(self);
+    }
+    fn same(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+
+impl Pruned for Node {
+    fn prune(&mut self) {
+        node(self);
+    }
+    fn same(&self, other: &Self) -> bool {
+        self == other
+    }
+}
+
+impl Pruned for verdant_crds::EnergySite {
+    fn prune(&mut self) {
+        site(self);
+    }
+    fn same(&self, other: &Self) -> bool {
+        self.metadata == other.metadata && self.spec == other.spec && self.status == other.status
+    }
+}
+
+/// The metadata every cache keeps.
+pub fn metadata(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    meta.resource_version = None;
+    meta.annotations = None;
+    meta.generate_name = None;
+    meta.finalizers = None;
+}
+
+/// An EnergySite is read whole (spec and status); only what changes on every write goes.
+pub fn site(site: &mut verdant_crds::EnergySite) {
+    site.metadata.managed_fields = None;
+    site.metadata.resource_version = None;
+}
+
+/// Keeps the fields of a pod that the operator reads.
+pub fn pod(pod: &mut Pod) {
+    metadata(&mut pod.metadata);
+    if let Some(spec) = pod.spec.take() {
+        pod.spec = Some(PodSpec {
+            node_name: spec.node_name,
+            scheduler_name: spec.scheduler_name,
+            containers: spec
+                .containers
+                .into_iter()
+                .map(|c| Container {
+                    name: c.name,
+                    resources: c.resources,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+    }
+    if let Some(status) = pod.status.take() {
+        pod.status = Some(PodStatus {
+            phase: status.phase,
+            container_statuses: status.container_statuses.map(|statuses| {
+                statuses
+                    .into_iter()
+                    .map(|s| ContainerStatus {
+                        name: s.name,
+                        state: s
+                            .state
+                            .and_then(|state| state.terminated)
+                            .map(|t| ContainerState {
+                                terminated: Some(ContainerStateTerminated {
+                                    exit_code: t.exit_code,
+                                    finished_at: t.finished_at,
+                                    ..Default::default()
+                                }),
+                                ..Default::default()
+                            }),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        });
+    }
+}
+
+/// Keeps the fields of a node that the operator reads.
+pub fn node(node: &mut Node) {
+    metadata(&mut node.metadata);
+    if let Some(spec) = node.spec.take() {
+        node.spec = Some(NodeSpec {
+            unschedulable: spec.unschedulable,
+            taints: spec.taints,
+            ..Default::default()
+        });
+    }
+    if let Some(status) = node.status.take() {
+        node.status = Some(NodeStatus {
+            capacity: status.capacity,
+            allocatable: status.allocatable,
+            conditions: status.conditions.map(|conditions| {
+                conditions
+                    .into_iter()
+                    .filter(|c| c.type_ == "Ready")
+                    .map(|c| NodeCondition {
+                        type_: c.type_,
+                        status: c.status,
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::node_ready;
+    use crate::workload::pod_gpus;
+
+    #[test]
+    fn a_pod_keeps_what_is_read_and_a_heartbeat_compares_equal() {
+        let full = |ip: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "j-0", "namespace": "ns", "uid": "u1", "resourceVersion": ip,
+                    "labels": {"verdant.dev/job-name": "j"},
+                    "annotations": {"a": "b"},
+                    "managedFields": [{"manager": "x"}],
+                    "ownerReferences": [{"apiVersion": "verdant.dev/v1alpha1", "kind": "TrainingJob", "name": "j", "uid": "o", "controller": true}]},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "big", "env": [{"name": "A", "value": "1"}],
+                    "resources": {"limits": {"nvidia.com/gpu": "8"}}}]},
+                "status": {"phase": "Failed", "podIP": ip, "conditions": [{"type": "Ready", "status": "False"}],
+                    "containerStatuses": [{"name": "c", "image": "big", "imageID": "x", "ready": false, "restartCount": 0,
+                        "state": {"terminated": {"exitCode": 3, "finishedAt": "2026-01-01T00:00:00Z", "message": "long"}}}]},
+            }))
+            .unwrap()
+        };
+        let (mut a, mut b) = (full("10.0.0.1"), full("10.0.0.2"));
+        pod(&mut a);
+        pod(&mut b);
+        assert_eq!(a, b, "only dropped fields differed");
+        assert_eq!(pod_gpus(&a), 8);
+        assert_eq!(a.metadata.uid.as_deref(), Some("u1"));
+        assert_eq!(a.metadata.owner_references.as_ref().unwrap().len(), 1);
+        assert_eq!(
+            a.metadata.labels.as_ref().unwrap()["verdant.dev/job-name"],
+            "j"
+        );
+        let spec = a.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some("n1"));
+        assert!(spec.containers[0].env.is_none() && spec.containers[0].image.is_none());
+        let status = a.status.as_ref().unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Failed"));
+        let terminated = status.container_statuses.as_ref().unwrap()[0]
+            .state
+            .as_ref()
+            .unwrap()
+            .terminated
+            .as_ref()
+            .unwrap();
+        assert!(terminated.finished_at.is_some());
+        assert!(a.metadata.managed_fields.is_none() && a.metadata.annotations.is_none());
+    }
+
+    #[test]
+    fn a_node_keeps_readiness_capacity_and_taints_but_not_heartbeats() {
+        let full = |beat: &str| -> Node {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "n1", "labels": {"zone": "a"}, "resourceVersion": beat},
+                "spec": {"unschedulable": true, "podCIDR": "10.0.0.0/24",
+                    "taints": [{"key": "k", "effect": "NoSchedule"}]},
+                "status": {"allocatable": {"nvidia.com/gpu": "8"}, "capacity": {"nvidia.com/gpu": "8"},
+                    "conditions": [
+                        {"type": "Ready", "status": "True", "lastHeartbeatTime": beat, "reason": "KubeletReady"},
+                        {"type": "MemoryPressure", "status": "False", "lastHeartbeatTime": beat}],
+                    "images": [{"names": ["a"], "sizeBytes": 1}],
+                    "nodeInfo": {"machineID": "m", "systemUUID": "s", "bootID": "b", "kernelVersion": "k", "osImage": "o",
+                        "containerRuntimeVersion": "c", "kubeletVersion": "v", "kubeProxyVersion": "p",
+                        "operatingSystem": "linux", "architecture": "amd64"}},
+            }))
+            .unwrap()
+        };
+        let (mut a, mut b) = (full("2026-01-01T00:00:00Z"), full("2026-01-01T00:00:20Z"));
+        node(&mut a);
+        node(&mut b);
+        assert_eq!(a, b, "a heartbeat is no change");
+        assert!(node_ready(&a));
+        assert!(crate::constraints::node_cordoned(&a));
+        assert_eq!(a.spec.as_ref().unwrap().taints.as_ref().unwrap().len(), 1);
+        let status = a.status.as_ref().unwrap();
+        assert_eq!(
+            status.allocatable.as_ref().unwrap()["nvidia.com/gpu"].0,
+            "8"
+        );
+        assert!(status.images.is_none() && status.node_info.is_none());
+        assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
+    }
+}
