@@ -62,7 +62,12 @@ pub async fn cycle(
     });
     let fingerprint = Fingerprint::of(&jobs, topology_generation, &assumed);
     if quiet.may_skip(fingerprint, now_s) {
+        // A cycle that concluded, cheaply, that nothing changed: /livez and the cycle
+        // count see it like any other.
         ctx.plan.with(|plan| plan.last_cycle_s = Some(now_s));
+        ctx.metrics
+            .cycle_duration
+            .observe(started.elapsed().as_secs_f64());
         debug!(
             jobs = jobs.len(),
             "scheduling cycle skipped: nothing changed and nothing is due"

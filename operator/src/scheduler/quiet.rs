@@ -3,7 +3,8 @@
 //! The engine is a pure function of the snapshot (jobs, nodes, pods, sites, the assumed
 //! placements), the measured power, the settings and the time. A queue that cannot move
 //! (every GPU busy, 500 jobs waiting) would otherwise be re-decided at full cost every
-//! `--cycle-seconds`.
+//! `--cycle-seconds`. A skipped tick still counts as a cycle (`/livez`, the cycle
+//! duration histogram), of its short duration.
 //!
 //! # Expected flow
 //! Each tick computes the [`Fingerprint`] of the inputs (cheap: a hash of the jobs'
