@@ -30,7 +30,10 @@ pub const MAX_NAME_LENGTH: usize = 63 - "-1023".len();
     validation = kube::core::Rule::new("oldSelf.hasValue() || self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").optional_old_self(true).message("metadata.name must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending with a letter or digit (no dots); it names the job's headless Service and its pods' hostnames"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason"),
+    validation = kube::core::Rule::new("!has(self.spec.elastic) || self.spec.elastic.minReplicas <= self.spec.replicas").message("spec.elastic.minReplicas must be at most spec.replicas (the starting size)").field_path(".spec.elastic.minReplicas"),
+    validation = kube::core::Rule::new("!has(self.spec.elastic) || self.spec.replicas <= self.spec.elastic.maxReplicas").message("spec.elastic.maxReplicas must be at least spec.replicas (the starting size)").field_path(".spec.elastic.maxReplicas"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Size", type_ = "string", json_path = ".status.size"),
     printcolumn(
         name = "GPUs/replica",
         type_ = "integer",
@@ -82,6 +85,36 @@ pub struct TrainingJobSpec {
     /// Restart, timeout, clean-up and suspension settings.
     #[serde(default)]
     pub run_policy: RunPolicy,
+
+    /// Makes the job elastic: torchrun runs with `--nnodes=minReplicas:maxReplicas` and the
+    /// c10d rendezvous, and Verdant grows the running job (up to maxReplicas) when its site
+    /// has renewable headroom and free GPUs, and shrinks it (down to minReplicas) before
+    /// it would suspend anything when renewables drop. `replicas` is the starting size;
+    /// replica 0 is never removed and the whole job stays at one site.
+    /// 1 ≤ minReplicas ≤ replicas ≤ maxReplicas ≤ 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elastic: Option<ElasticPolicy>,
+}
+
+/// The bounds of an elastic job, as Kubeflow PyTorchJob's `elasticPolicy`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ElasticPolicy {
+    /// The fewest replicas the job runs with. 1 to 1024, at most `spec.replicas`.
+    #[schemars(range(min = 1, max = 1024))]
+    pub min_replicas: i32,
+    /// The most replicas the job runs with. 1 to 1024, at least `spec.replicas`.
+    #[schemars(range(min = 1, max = 1024))]
+    pub max_replicas: i32,
+    /// How many times torchrun may restart the workers (`PET_MAX_RESTARTS`): every resize
+    /// that removes a replica costs one. 0 to 10000; default 100.
+    #[serde(default = "default_elastic_max_restarts")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub max_restarts: i32,
+}
+
+fn default_elastic_max_restarts() -> i32 {
+    100
 }
 
 /// How a job trades start time for renewable energy.
@@ -310,6 +343,23 @@ pub struct TrainingJobStatus {
     /// The node of each replica, by replica index.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<String>,
+    /// The replicas the job is placed with now (one per entry of `nodes`); for an elastic
+    /// job it changes as Verdant resizes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// An elastic job's `spec.elastic.minReplicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_replicas: Option<i32>,
+    /// An elastic job's `spec.elastic.maxReplicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas: Option<i32>,
+    /// The size for `kubectl get`: `3/1-4` (3 replicas now, elastic from 1 to 4), or `2`
+    /// for a job that is not elastic; absent while no replica is placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    /// When an elastic job was last resized (or placed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_resize_time: Option<Time>,
     /// When a Deferred job is expected to start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_start_time: Option<Time>,

@@ -134,7 +134,9 @@ pub async fn cycle(
     ctx.plan.with(|plan| {
         let mut next = HashMap::with_capacity(decisions.len());
         for decision in decisions {
-            if let Action::Place { site, nodes, .. } = &decision.action {
+            if let Action::Place { site, nodes, .. } | Action::Resize { site, nodes } =
+                &decision.action
+            {
                 plan.assumed.insert(
                     decision.job.clone(),
                     Assumed {

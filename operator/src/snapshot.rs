@@ -227,6 +227,10 @@ fn engine_state(
     match status.phase {
         JobPhase::Succeeded | JobPhase::Failed => None,
         JobPhase::Starting | JobPhase::Running => match (&status.site, status.nodes.is_empty()) {
+            // An elastic job's resize, decided and not yet in its status.
+            (Some(site), false) if assumed.is_some_and(|a| &a.site == site) => {
+                assumed.and_then(|a| running(&a.site, &a.nodes))
+            }
             (Some(site), false) => running(site, &status.nodes),
             _ => None,
         },
@@ -261,9 +265,19 @@ fn engine_job(
         }
         _ => None,
     };
+    // A running job has one replica per node (an elastic one may have been resized).
+    let replicas = match &state {
+        JobState::Running { nodes, .. } => nodes.len() as u32,
+        _ => job.spec.replicas.max(0) as u32,
+    };
+    let last_resize_s = job
+        .status
+        .as_ref()
+        .and_then(|s| s.last_resize_time.as_ref())
+        .map(|t| t.0.as_second());
     engine::Job {
         id,
-        replicas: job.spec.replicas.max(0) as u32,
+        replicas,
         gpus_per_replica: job.spec.gpus_per_replica.max(0) as u32,
         state,
         policy: match energy.policy {
@@ -290,6 +304,10 @@ fn engine_job(
         measured_gpu_watts: None,
         allowed_sites: job.spec.sites.clone(),
         allowed_nodes,
-        elastic: None,
+        elastic: job.spec.elastic.as_ref().map(|e| engine::Elastic {
+            min_replicas: e.min_replicas.max(1) as u32,
+            max_replicas: e.max_replicas.max(1) as u32,
+            last_resize_s,
+        }),
     }
 }

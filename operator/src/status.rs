@@ -210,6 +210,30 @@ pub fn apply_power_decision(status: &mut TrainingJobStatus, decision: &Decision)
     status.message = Some(decision.message.clone());
 }
 
+/// The replicas of the job's current gang: one per placed node (an elastic job's size
+/// changes), else `spec.replicas`.
+pub fn gang_size(job: &TrainingJob) -> u32 {
+    match job.status.as_ref().map(|s| s.nodes.len()) {
+        Some(placed) if placed > 0 => placed as u32,
+        _ => job.spec.replicas.max(0) as u32,
+    }
+}
+
+/// The size fields, from the nodes placed and the job's elastic bounds: `replicas`,
+/// `minReplicas`/`maxReplicas` and `size` (`3/1-4`, or `2` for a job that is not
+/// elastic); the size is absent while no replica is placed.
+pub fn set_size(status: &mut TrainingJobStatus, job: &TrainingJob) {
+    let placed = (!status.nodes.is_empty()).then(|| status.nodes.len() as i32);
+    let elastic = job.spec.elastic.as_ref();
+    status.replicas = placed;
+    status.min_replicas = elastic.map(|e| e.min_replicas);
+    status.max_replicas = elastic.map(|e| e.max_replicas);
+    status.size = placed.map(|n| match elastic {
+        Some(e) => format!("{n}/{}-{}", e.min_replicas, e.max_replicas),
+        None => n.to_string(),
+    });
+}
+
 /// The replicas of a gang in words: "the 1 replica", "all 4 replicas".
 pub fn all_replicas(count: usize) -> String {
     if count == 1 {

@@ -62,7 +62,7 @@ pub fn build_pod(job: &TrainingJob, index: u32, site: &str, node: &str, restart:
     spec.restart_policy = Some("Never".to_owned());
     let env = torch_env(job, index, site, restart);
     for (position, container) in spec.containers.iter_mut().enumerate() {
-        add_env(container, &env);
+        add_env(container, &env, job.spec.elastic.is_some());
         if position == 0 {
             set_gpu_limit(container, job.spec.gpus_per_replica);
         }
@@ -83,27 +83,52 @@ pub fn build_pod(job: &TrainingJob, index: u32, site: &str, node: &str, restart:
 }
 
 /// The environment torchrun and Kubeflow-style scripts read, plus Verdant's own.
+///
+/// An elastic job gets what PyTorchJob's `elasticPolicy` sets: `PET_NNODES=MIN:MAX`, the
+/// c10d rendezvous on replica 0's stable name (never removed, so the store outlives
+/// every resize), the job's UID as the rendezvous id and `PET_MAX_RESTARTS`; torchrun
+/// assigns ranks and world size itself, so `WORLD_SIZE`, `RANK` and `PET_NODE_RANK`
+/// (which a resize would make wrong) are left out.
 pub fn torch_env(job: &TrainingJob, index: u32, site: &str, restart: i32) -> Vec<EnvVar> {
     let replicas = job.spec.replicas;
     let gpus = job.spec.gpus_per_replica;
     let master = master_addr(job);
-    let vars = [
+    let mut vars = vec![
         ("MASTER_ADDR", master.clone()),
         ("MASTER_PORT", MASTER_PORT.to_string()),
-        (
-            "WORLD_SIZE",
-            (i64::from(replicas) * i64::from(gpus)).to_string(),
-        ),
-        ("RANK", index.to_string()),
-        ("PET_NNODES", replicas.to_string()),
+    ];
+    match &job.spec.elastic {
+        None => vars.extend([
+            (
+                "WORLD_SIZE",
+                (i64::from(replicas) * i64::from(gpus)).to_string(),
+            ),
+            ("RANK", index.to_string()),
+            ("PET_NNODES", replicas.to_string()),
+            ("PET_NODE_RANK", index.to_string()),
+        ]),
+        Some(elastic) => vars.extend([
+            (
+                "PET_NNODES",
+                format!("{}:{}", elastic.min_replicas, elastic.max_replicas),
+            ),
+            ("PET_RDZV_BACKEND", "c10d".to_owned()),
+            ("PET_RDZV_ENDPOINT", format!("{master}:{MASTER_PORT}")),
+            (
+                "PET_RDZV_ID",
+                job.uid().unwrap_or_else(|| job.name_any()),
+            ),
+            ("PET_MAX_RESTARTS", elastic.max_restarts.to_string()),
+        ]),
+    }
+    vars.extend([
         ("PET_NPROC_PER_NODE", gpus.to_string()),
-        ("PET_NODE_RANK", index.to_string()),
         ("PET_MASTER_ADDR", master),
         ("PET_MASTER_PORT", MASTER_PORT.to_string()),
         ("VERDANT_JOB", job.name_any()),
         ("VERDANT_SITE", site.to_owned()),
         ("VERDANT_RESTART", restart.to_string()),
-    ];
+    ]);
     vars.into_iter()
         .map(|(name, value)| EnvVar {
             name: name.to_owned(),
@@ -113,10 +138,17 @@ pub fn torch_env(job: &TrainingJob, index: u32, site: &str, restart: i32) -> Vec
         .collect()
 }
 
-fn add_env(container: &mut Container, vars: &[EnvVar]) {
+/// Variables a fixed rank implies: wrong for an elastic job after a resize, so not even
+/// the template's stay.
+const FIXED_RANK_VARS: [&str; 3] = ["WORLD_SIZE", "RANK", "PET_NODE_RANK"];
+
+fn add_env(container: &mut Container, vars: &[EnvVar], elastic: bool) {
     let env = container.env.get_or_insert_with(Vec::new);
     // Verdant's values win over the template's: a stale RANK would break the rendezvous.
-    env.retain(|existing| !vars.iter().any(|v| v.name == existing.name));
+    env.retain(|existing| {
+        !vars.iter().any(|v| v.name == existing.name)
+            && !(elastic && FIXED_RANK_VARS.contains(&existing.name.as_str()))
+    });
     env.extend(vars.iter().cloned());
 }
 
@@ -240,6 +272,29 @@ spec:
         assert_eq!(env["VERDANT_RESTART"], "2");
         assert_eq!(env["EPOCHS"], "3", "the template's own variables stay");
         assert_eq!(env_of(&pod, 1)["RANK"], "1", "sidecars see the same rank");
+    }
+
+    #[test]
+    fn an_elastic_pod_gets_the_c10d_rendezvous_and_no_fixed_rank() {
+        let mut job = job();
+        job.spec.elastic = Some(verdant_crds::ElasticPolicy {
+            min_replicas: 1,
+            max_replicas: 4,
+            max_restarts: 100,
+        });
+        let pod = build_pod(&job, 2, "solar-a", "node-7", 0);
+        let env = env_of(&pod, 0);
+        assert_eq!(env["PET_NNODES"], "1:4");
+        assert_eq!(env["PET_RDZV_BACKEND"], "c10d");
+        assert_eq!(env["PET_RDZV_ENDPOINT"], "llama-0.llama.ml.svc:29500");
+        assert_eq!(env["PET_RDZV_ID"], "1234");
+        assert_eq!(env["PET_MAX_RESTARTS"], "100");
+        assert_eq!(env["PET_NPROC_PER_NODE"], "8");
+        for fixed in ["WORLD_SIZE", "RANK", "PET_NODE_RANK"] {
+            assert!(!env.contains_key(fixed), "{fixed} would be wrong after a resize");
+        }
+        // Not even the template's: torchrun sets them per worker.
+        assert_eq!(env_of(&pod, 1).get("RANK"), None);
     }
 
     #[test]

@@ -47,8 +47,8 @@ pub enum Action {
     /// Elastic job: run with one replica per entry of `nodes` (indices into
     /// `Snapshot::nodes`, in replica order). Growing appends replicas to the running
     /// ones' nodes; shrinking drops the highest indices (replica 0 always stays). The
-    /// job stays at its site.
-    Resize { nodes: Vec<u32> },
+    /// job stays at `site`.
+    Resize { site: String, nodes: Vec<u32> },
     /// Leave the running job as it is.
     Keep,
 }

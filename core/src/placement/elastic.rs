@@ -149,6 +149,7 @@ pub(super) fn shrink(
             format_utc(new_end_s, now_s),
         );
         let action = Action::Resize {
+            site: name.to_owned(),
             nodes: nodes[..to as usize].to_vec(),
         };
         cy.decisions[r.index] = Some(decision(job, action, Reason::ScaledDown, message));
@@ -274,6 +275,9 @@ fn grow_one(cy: &mut Cycle<'_>, index: usize) {
     );
     let mut all_nodes = nodes.to_vec();
     all_nodes.extend(new_nodes);
-    let action = Action::Resize { nodes: all_nodes };
+    let action = Action::Resize {
+        site: cy.site_name(s).to_owned(),
+        nodes: all_nodes,
+    };
     cy.decisions[index] = Some(decision(job, action, Reason::ScaledUp, message));
 }

@@ -21,6 +21,14 @@ pub enum Effect {
     },
     /// Drop the cycle's assumed placement of the job: it is void.
     ForgetAssumed,
+    /// Delete these replica pods (the highest indices of a shrunk elastic job),
+    /// gracefully.
+    DeleteReplicas {
+        /// The pods' names.
+        pods: Vec<String>,
+        /// Why, for the log.
+        why: String,
+    },
     /// Apply the headless Service, create the gang's missing pods (attempt `restart`),
     /// then bind every unbound one to its node.
     EnsureGang {
@@ -65,7 +73,9 @@ impl Effect {
     /// When this effect happens.
     pub fn stage(&self) -> Stage {
         match self {
-            Effect::DeletePods { .. } | Effect::ForgetAssumed => Stage::BeforeStatus,
+            Effect::DeletePods { .. } | Effect::DeleteReplicas { .. } | Effect::ForgetAssumed => {
+                Stage::BeforeStatus
+            }
             Effect::Event { .. } => Stage::Announce,
             Effect::EnsureGang { .. } | Effect::DeleteJob { .. } | Effect::WakeScheduler => {
                 Stage::AfterStatus
@@ -101,14 +111,21 @@ pub struct Outcome {
     pub requeue: Requeue,
 }
 
-/// The Events for a change from `previous` to `status`: one for a change of phase, reason
-/// or power cap (`Started` when the gang starts running), and a Warning when the
+/// The Events for a change from `previous` to `status`: one for a change of phase, reason,
+/// power cap or size (`Started` when the gang starts running), and a Warning when the
 /// `DeadlineInPast` condition is new.
 pub fn events(previous: &TrainingJobStatus, status: &TrainingJobStatus) -> Vec<Effect> {
     let mut events = Vec::new();
+    // A resize changes the replicas of a placed job (a second shrink in a row keeps
+    // phase and reason).
+    let resized = matches!(
+        (previous.replicas, status.replicas),
+        (Some(before), Some(after)) if before != after
+    );
     let changed = previous.phase != status.phase
         || previous.reason != status.reason
-        || previous.power_cap_percent != status.power_cap_percent;
+        || previous.power_cap_percent != status.power_cap_percent
+        || resized;
     let reason = match (previous.phase, status.phase) {
         (JobPhase::Starting, JobPhase::Running) => Some(Reason::Started),
         // A reason Verdant does not define (written by someone else) gets no Event.

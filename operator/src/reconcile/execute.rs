@@ -105,6 +105,10 @@ impl<'a> Executor<'a> {
                 delete_owned_pods(&self.pods, self.job).await?;
             }
             Effect::ForgetAssumed => self.ctx.plan.forget_assumed(&job_id(self.job)),
+            Effect::DeleteReplicas { pods, why } => {
+                info!(job = %job_id(self.job), reason = %why, ?pods, "deleting the replicas a resize removed");
+                delete_pods_named(&self.pods, pods).await?;
+            }
             Effect::EnsureGang {
                 site,
                 nodes,
@@ -355,6 +359,18 @@ pub async fn delete_owned_pods(pods: &Api<Pod>, job: &TrainingJob) -> Result<()>
             Err(e) => {
                 return Err(Error::kube(format!("deleting pod {name} of {job_name}"))(e));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the named pods gracefully; one already gone is fine.
+async fn delete_pods_named(pods: &Api<Pod>, names: &[String]) -> Result<()> {
+    for name in names {
+        match pods.delete(name, &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(Error::kube(format!("deleting pod {name}"))(e)),
         }
     }
     Ok(())

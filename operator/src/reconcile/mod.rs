@@ -84,7 +84,7 @@ async fn apply(job: Arc<TrainingJob>, ctx: &Context, api: &Api<TrainingJob>) -> 
     let pods = ctx.stores.job_pods.of_job(&namespace, &job.name_any());
     let gang = observe(
         &job.name_any(),
-        job.spec.replicas.max(0) as u32,
+        crate::status::gang_size(&job),
         previous.restarts,
         &pods.iter().map(|(name, pod)| (name.clone(), pod)).collect(),
     );

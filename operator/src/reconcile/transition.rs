@@ -10,11 +10,14 @@
 //! ([`Effect::DeletePods`]) and places it again (`restarts`++) up to `backoffLimit`, then
 //! Failed. `runPolicy.suspend`, the engine's `Suspend`, and `activeDeadlineSeconds` delete
 //! the pods too; a finished job is deleted once `ttlSecondsAfterFinished` has passed.
+//! An elastic job's resize (an assumed placement of the running job on other nodes at
+//! its site) grows it (Running → Starting with the new nodes, [`Effect::EnsureGang`]) or
+//! shrinks it (its highest replicas deleted, [`Effect::DeleteReplicas`], still Running).
 //!
 //! # Guarantees
 //! - One outcome per pass: a new status (written once, if it changed) and the effects in
 //!   the order they must happen (see [`Effect`]).
-//! - One Event per change of phase, reason or power cap, and one Warning the first time a
+//! - One Event per change of phase, reason, power cap or size, and one Warning the first time a
 //!   deadline is seen in the past: derived from the observed and the new status alone
 //!   ([`events`]) and published right after the status is written, so a retried pass
 //!   publishes nothing twice.
@@ -34,6 +37,7 @@ use crate::lifecycle::Gang;
 use crate::reason::{EngineReason, Reason};
 use crate::snapshot::Assumed;
 use crate::status::{self, all_replicas, clear_placement};
+use crate::workload::pod_name;
 
 /// What the reconcile observed of one job.
 #[derive(Clone, Debug)]
@@ -115,6 +119,7 @@ impl<'a> Pass<'a> {
     }
 
     fn finish(mut self, previous: &TrainingJobStatus, requeue: Requeue) -> Outcome {
+        status::set_size(&mut self.status, self.job);
         self.effects.extend(events(previous, &self.status));
         // Stable: within a stage, in the order decided.
         self.effects.sort_by_key(Effect::stage);
@@ -206,7 +211,7 @@ impl<'a> Pass<'a> {
             return self.deadline_exceeded();
         }
         match self.status.phase {
-            JobPhase::Starting | JobPhase::Running => self.placed(plan.decision.as_ref()),
+            JobPhase::Starting | JobPhase::Running => self.placed(plan),
             JobPhase::Pending | JobPhase::Deferred | JobPhase::Suspended => self.waiting(plan),
             JobPhase::Succeeded | JobPhase::Failed => Requeue::AwaitChange,
         }
@@ -246,7 +251,8 @@ impl<'a> Pass<'a> {
 
     /// A placed gang: restart it if broken, finish it, apply power decisions, complete
     /// its start.
-    fn placed(&mut self, decision: Option<&Decision>) -> Requeue {
+    fn placed(&mut self, plan: &JobPlan) -> Requeue {
+        let decision = plan.decision.as_ref();
         let nodes = self.nodes;
         let node_exists = |name: &str| nodes.contains(name);
         let planned_node_lost = self.status.nodes.iter().find(|n| !node_exists(n));
@@ -287,10 +293,61 @@ impl<'a> Pass<'a> {
                 _ => status::apply_power_decision(&mut self.status, decision),
             }
         }
+        if let Some(target) = self.resize_target(plan.assumed.as_ref()) {
+            return self.resize(target);
+        }
         if self.status.phase == JobPhase::Starting {
             return self.starting();
         }
         Requeue::After(status::next_check(self.deadline(), self.now))
+    }
+
+    /// The resize the cycle decided for this running elastic job, if any: an assumed
+    /// placement at the job's site, on other nodes, keeping replica 0's.
+    fn resize_target<'p>(&self, assumed: Option<&'p Assumed>) -> Option<&'p Assumed> {
+        let assumed = assumed?;
+        let status = &self.status;
+        let resizable = self.job.spec.elastic.is_some()
+            && status.phase == JobPhase::Running
+            && status.site.as_deref() == Some(assumed.site.as_str())
+            && !assumed.nodes.is_empty()
+            && assumed.nodes.first() == status.nodes.first()
+            && assumed.nodes != status.nodes;
+        resizable.then_some(assumed)
+    }
+
+    /// Grows (the new replicas are created and bound, all at once, as a gang starts) or
+    /// shrinks (the highest indices are deleted) a running elastic job.
+    fn resize(&mut self, target: &Assumed) -> Requeue {
+        let (from, to) = (self.status.nodes.len(), target.nodes.len());
+        self.status.nodes = target.nodes.clone();
+        self.status.last_resize_time = Some(Time(self.now));
+        if to < from {
+            let name = self.job.metadata.name.clone().unwrap_or_default();
+            self.effects.push(Effect::DeleteReplicas {
+                pods: (to..from).map(|i| pod_name(&name, i as u32)).collect(),
+                why: target.message.clone(),
+            });
+            self.set_phase(
+                JobPhase::Running,
+                target.reason.into(),
+                target.message.clone(),
+            );
+            // Their GPUs are free once the pods are gone.
+            self.wake_scheduler();
+            return Requeue::secs(5);
+        }
+        self.set_phase(
+            JobPhase::Starting,
+            target.reason.into(),
+            target.message.clone(),
+        );
+        self.effects.push(Effect::EnsureGang {
+            site: target.site.clone(),
+            nodes: target.nodes.clone(),
+            restart: self.status.restarts,
+        });
+        Requeue::secs(1)
     }
 
     /// NCCL does not survive a lost rank: the whole gang goes, and is placed again while

@@ -318,7 +318,7 @@ impl<'a> Simulation<'a> {
                 self.live[j].cap_percent = Some((*percent).clamp(1, 100))
             }
             Action::Uncap => self.live[j].cap_percent = None,
-            Action::Resize { nodes } => self.resize(j, nodes, now_s),
+            Action::Resize { nodes, .. } => self.resize(j, nodes, now_s),
             Action::Defer { .. } | Action::Wait | Action::Keep => {}
         }
     }

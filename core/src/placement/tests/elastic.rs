@@ -14,7 +14,10 @@ fn elastic(mut job: Job, min: u32, max: u32, last_s: Option<i64>) -> Job {
 
 fn resized(d: &Decision) -> &[u32] {
     match &d.action {
-        Action::Resize { nodes } => nodes,
+        Action::Resize { site, nodes } => {
+            assert_eq!(site, "solar", "the job stays at its site");
+            nodes
+        }
         other => panic!("expected a resize, got {other:?}: {}", d.message),
     }
 }

@@ -283,7 +283,10 @@ fn check_invariants(snap: &Snapshot, decisions: &[Decision]) -> Result<(), TestC
                 prop_assert!(is_running);
                 prop_assert_eq!(d.reason, Reason::PowerUncapped);
             }
-            Action::Resize { nodes } => {
+            Action::Resize {
+                site: resized_at,
+                nodes,
+            } => {
                 let JobState::Running {
                     site,
                     nodes: running,
@@ -292,6 +295,7 @@ fn check_invariants(snap: &Snapshot, decisions: &[Decision]) -> Result<(), TestC
                 else {
                     panic!("{} resized while not running", j.id);
                 };
+                prop_assert_eq!(resized_at, site);
                 let elastic = j.elastic.expect("only elastic jobs are resized");
                 prop_assert!(nodes.len() as u32 >= elastic.min_replicas.max(1));
                 prop_assert!(nodes.len() as u32 <= elastic.max_replicas);

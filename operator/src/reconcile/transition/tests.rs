@@ -108,6 +108,7 @@ fn kinds(effects: &[Effect]) -> Vec<String> {
         .map(|e| match e {
             Effect::DeletePods { .. } => "DeletePods".to_owned(),
             Effect::ForgetAssumed => "ForgetAssumed".to_owned(),
+            Effect::DeleteReplicas { .. } => "DeleteReplicas".to_owned(),
             Effect::EnsureGang { .. } => "EnsureGang".to_owned(),
             Effect::DeleteJob { .. } => "DeleteJob".to_owned(),
             Effect::WakeScheduler => "WakeScheduler".to_owned(),
@@ -122,6 +123,16 @@ job:
 gang:
   replicas: [{name: j-0, node: n1, phase: Running}, {name: j-1, node: n2, phase: Running}]
 nodes: [n1, n2]
+";
+
+/// A running elastic job (1 to 4 replicas) of 3 replicas.
+const ELASTIC_GANG: &str = "
+job:
+  spec: {elastic: {minReplicas: 1, maxReplicas: 4}}
+  status: {phase: Running, reason: PlacedGreen, site: solar-a, nodes: [n1, n2, n3], replicas: 3, startTime: '2026-01-01T11:30:00Z'}
+gang:
+  replicas: [{name: j-0, node: n1, phase: Running}, {name: j-1, node: n2, phase: Running}, {name: j-2, node: n3, phase: Running}]
+nodes: [n1, n2, n3, n4]
 ";
 
 const CASES: &[Case] = &[
@@ -482,7 +493,124 @@ decision: {job: ns/j, action: Suspend, reason: Suspended, message: 'making room'
         effects: &["DeletePods", "Event Suspended Suspended"],
         requeue: Some(60),
     },
+    Case {
+        name: "a running elastic job grows: the added replicas start as a gang",
+        world: "
+job:
+  spec: {elastic: {minReplicas: 1, maxReplicas: 4}}
+  status: {phase: Running, reason: PlacedGreen, site: solar-a, nodes: [n1, n2, n3], replicas: 3}
+gang:
+  replicas: [{name: j-0, node: n1, phase: Running}, {name: j-1, node: n2, phase: Running}, {name: j-2, node: n3, phase: Running}]
+nodes: [n1, n2, n3, n4]
+placement: {site: solar-a, nodes: [n1, n2, n3, n4], reason: ScaledUp, message: 'grown from 3 to 4 replicas'}
+",
+        phase: JobPhase::Starting,
+        reason: "ScaledUp",
+        effects: &["Event ScaledUp Starting", "EnsureGang"],
+        requeue: Some(1),
+    },
+    Case {
+        name: "a running elastic job shrinks: its highest replicas go, replica 0 stays",
+        world: "
+job:
+  spec: {elastic: {minReplicas: 1, maxReplicas: 4}}
+  status: {phase: Running, reason: PlacedGreen, site: solar-a, nodes: [n1, n2, n3], replicas: 3}
+gang:
+  replicas: [{name: j-0, node: n1, phase: Running}, {name: j-1, node: n2, phase: Running}, {name: j-2, node: n3, phase: Running}]
+nodes: [n1, n2, n3, n4]
+placement: {site: solar-a, nodes: [n1], reason: ScaledDown, message: 'shrunk from 3 to 1 replicas'}
+",
+        phase: JobPhase::Running,
+        reason: "ScaledDown",
+        effects: &["DeleteReplicas", "Event ScaledDown Running", "WakeScheduler"],
+        requeue: Some(5),
+    },
+    Case {
+        name: "a second shrink in a row is announced too",
+        world: "
+job:
+  spec: {elastic: {minReplicas: 1, maxReplicas: 4}}
+  status: {phase: Running, reason: ScaledDown, site: solar-a, nodes: [n1, n2, n3], replicas: 3}
+gang:
+  replicas: [{name: j-0, node: n1, phase: Running}, {name: j-1, node: n2, phase: Running}, {name: j-2, node: n3, phase: Running}]
+nodes: [n1, n2, n3]
+placement: {site: solar-a, nodes: [n1, n2], reason: ScaledDown, message: 'shrunk from 3 to 2 replicas'}
+",
+        phase: JobPhase::Running,
+        reason: "ScaledDown",
+        effects: &["DeleteReplicas", "Event ScaledDown Running", "WakeScheduler"],
+        requeue: Some(5),
+    },
+    Case {
+        name: "a resize that would move replica 0 or change sites is not carried out",
+        world: "
+job:
+  spec: {elastic: {minReplicas: 1, maxReplicas: 4}}
+  status: {phase: Running, reason: PlacedGreen, site: solar-a, nodes: [n1, n2, n3], replicas: 3}
+gang:
+  replicas: [{name: j-0, node: n1, phase: Running}, {name: j-1, node: n2, phase: Running}, {name: j-2, node: n3, phase: Running}]
+nodes: [n1, n2, n3, n4]
+placement: {site: solar-a, nodes: [n4], reason: ScaledDown, message: 'replica 0 elsewhere'}
+",
+        phase: JobPhase::Running,
+        reason: "PlacedGreen",
+        effects: &[],
+        requeue: Some(60),
+    },
+    Case {
+        name: "a job that is not elastic is never resized",
+        world: "
+job:
+  status: {phase: Running, reason: PlacedGreen, site: solar-a, nodes: [n1, n2]}
+gang:
+  replicas: [{name: j-0, node: n1, phase: Running}, {name: j-1, node: n2, phase: Running}]
+nodes: [n1, n2, n3]
+placement: {site: solar-a, nodes: [n1, n2, n3], reason: ScaledUp, message: 'grown'}
+",
+        phase: JobPhase::Running,
+        reason: "PlacedGreen",
+        effects: &[],
+        requeue: Some(60),
+    },
 ];
+
+#[test]
+fn a_resize_shows_in_the_size_and_deletes_the_highest_replicas() {
+    let running = run(&world(ELASTIC_GANG));
+    assert_eq!(running.status.size.as_deref(), Some("3/1-4"));
+    assert_eq!(
+        (running.status.min_replicas, running.status.max_replicas),
+        (Some(1), Some(4))
+    );
+    let shrunk = run(&world(case("a running elastic job shrinks")));
+    assert_eq!(shrunk.status.nodes, ["n1"]);
+    assert_eq!(shrunk.status.replicas, Some(1));
+    assert_eq!(shrunk.status.size.as_deref(), Some("1/1-4"));
+    assert_eq!(
+        shrunk.status.last_resize_time.as_ref().map(|t| t.0),
+        Some(now())
+    );
+    assert_eq!(
+        shrunk.effects[0],
+        Effect::DeleteReplicas {
+            pods: vec!["j-1".into(), "j-2".into()],
+            why: "shrunk from 3 to 1 replicas".into()
+        }
+    );
+    let grown = run(&world(case("a running elastic job grows")));
+    assert_eq!(grown.status.size.as_deref(), Some("4/1-4"));
+    assert_eq!(
+        grown.effects.last().unwrap(),
+        &Effect::EnsureGang {
+            site: "solar-a".into(),
+            nodes: vec!["n1".into(), "n2".into(), "n3".into(), "n4".into()],
+            restart: 0
+        }
+    );
+    let plain = run(&world(RUNNING_GANG));
+    assert_eq!(plain.status.size.as_deref(), Some("2"), "not elastic");
+    assert_eq!(plain.status.min_replicas, None);
+}
 
 /// The world of the case whose name starts so.
 fn case(name: &str) -> &'static str {
