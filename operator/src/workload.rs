@@ -114,10 +114,7 @@ pub fn torch_env(job: &TrainingJob, index: u32, site: &str, restart: i32) -> Vec
             ),
             ("PET_RDZV_BACKEND", "c10d".to_owned()),
             ("PET_RDZV_ENDPOINT", format!("{master}:{MASTER_PORT}")),
-            (
-                "PET_RDZV_ID",
-                job.uid().unwrap_or_else(|| job.name_any()),
-            ),
+            ("PET_RDZV_ID", job.uid().unwrap_or_else(|| job.name_any())),
             ("PET_MAX_RESTARTS", elastic.max_restarts.to_string()),
         ]),
     }
@@ -291,7 +288,10 @@ spec:
         assert_eq!(env["PET_MAX_RESTARTS"], "100");
         assert_eq!(env["PET_NPROC_PER_NODE"], "8");
         for fixed in ["WORLD_SIZE", "RANK", "PET_NODE_RANK"] {
-            assert!(!env.contains_key(fixed), "{fixed} would be wrong after a resize");
+            assert!(
+                !env.contains_key(fixed),
+                "{fixed} would be wrong after a resize"
+            );
         }
         // Not even the template's: torchrun sets them per worker.
         assert_eq!(env_of(&pod, 1).get("RANK"), None);

@@ -56,8 +56,7 @@ async fn wait_size(
 }
 
 #[tokio::test]
-async fn an_elastic_job_grows_with_the_supply_and_shrinks_to_its_minimum() -> anyhow::Result<()>
-{
+async fn an_elastic_job_grows_with_the_supply_and_shrinks_to_its_minimum() -> anyhow::Result<()> {
     let mut s = Scenario::start("elastic", OPERATOR).await?;
     create_gpu_nodes(&s.client, "solar", "solar", 4, 8).await?;
     s.site("solar", json!({"constantKw": 0.0})).await?;
@@ -88,7 +87,11 @@ async fn an_elastic_job_grows_with_the_supply_and_shrinks_to_its_minimum() -> an
     let var = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
     assert_eq!(var("PET_NNODES"), Some("2:4"));
     assert_eq!(var("PET_RDZV_BACKEND"), Some("c10d"));
-    assert_eq!(var("RANK"), None, "torchrun assigns ranks to elastic workers");
+    assert_eq!(
+        var("RANK"),
+        None,
+        "torchrun assigns ranks to elastic workers"
+    );
     let replica0_node = node_of(&first);
 
     // Green power: the job grows to its maximum on the site's free GPUs.
@@ -96,7 +99,10 @@ async fn an_elastic_job_grows_with_the_supply_and_shrinks_to_its_minimum() -> an
         .await?;
     let grown = s.wait_event("train", "Normal", "ScaledUp").await?;
     assert!(grown.contains("from 2 to 4 replicas"), "{grown}");
-    assert!(grown.contains("kW"), "the reason carries its numbers: {grown}");
+    assert!(
+        grown.contains("kW"),
+        "the reason carries its numbers: {grown}"
+    );
     let (job, pods) = wait_size(&s, "train", "4/2-4").await?;
     let status = job.status.unwrap();
     assert_eq!(status.nodes.len(), 4);
@@ -108,7 +114,8 @@ async fn an_elastic_job_grows_with_the_supply_and_shrinks_to_its_minimum() -> an
     }
 
     // The supply drops: the job shrinks back to its minimum, never below, keeping replica 0.
-    s.set_site_supply("solar", json!({"constantKw": 0.0})).await?;
+    s.set_site_supply("solar", json!({"constantKw": 0.0}))
+        .await?;
     let shrunk = s.wait_event("train", "Normal", "ScaledDown").await?;
     assert!(shrunk.contains("to 2 replicas"), "{shrunk}");
     let (job, pods) = wait_size(&s, "train", "2/2-4").await?;
@@ -142,8 +149,16 @@ async fn bad_elastic_bounds_are_rejected_naming_the_field() -> anyhow::Result<()
     jobs.create(&dry_run, &serde_json::from_value(job(2, 1, 4))?)
         .await?;
     let cases = [
-        ("min above replicas", job(2, 3, 4), "spec.elastic.minReplicas"),
-        ("max below replicas", job(3, 1, 2), "spec.elastic.maxReplicas"),
+        (
+            "min above replicas",
+            job(2, 3, 4),
+            "spec.elastic.minReplicas",
+        ),
+        (
+            "max below replicas",
+            job(3, 1, 2),
+            "spec.elastic.maxReplicas",
+        ),
         ("min 0", job(2, 0, 4), "spec.elastic.minReplicas"),
         ("max 1025", job(2, 1, 1025), "spec.elastic.maxReplicas"),
     ];
@@ -156,7 +171,9 @@ async fn bad_elastic_bounds_are_rejected_naming_the_field() -> anyhow::Result<()
             Ok(_) => failures.push(format!("{what}: accepted")),
             Err(kube::Error::Api(status))
                 if status.code == 422 && status.message.contains(expected) => {}
-            Err(other) => failures.push(format!("{what}: expected a 422 naming {expected}, got {other}")),
+            Err(other) => failures.push(format!(
+                "{what}: expected a 422 naming {expected}, got {other}"
+            )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -166,11 +183,13 @@ async fn bad_elastic_bounds_are_rejected_naming_the_field() -> anyhow::Result<()
         "kubectl explain trainingjob.spec.elastic",
         Duration::from_secs(60),
         || async move {
-            Ok(match plane.kubectl_output(&["explain", "trainingjob.spec.elastic"]) {
-                Ok(text) if text.contains("c10d rendezvous") => Ok(()),
-                Ok(text) => Err(text),
-                Err(e) => Err(e.to_string()),
-            })
+            Ok(
+                match plane.kubectl_output(&["explain", "trainingjob.spec.elastic"]) {
+                    Ok(text) if text.contains("c10d rendezvous") => Ok(()),
+                    Ok(text) => Err(text),
+                    Err(e) => Err(e.to_string()),
+                },
+            )
         },
     )
     .await?;

@@ -75,12 +75,17 @@ const SCENARIOS: [Scenario; 3] = [
 /// Share of GreenPreferred jobs that checkpoint in the headline runs, and the others tried.
 const HEADLINE_CHECKPOINTING: f64 = 1.0;
 const OTHER_CHECKPOINTING: [f64; 2] = [0.0, 0.5];
+/// Shares of GreenPreferred jobs that are elastic, with none checkpointing (0 % is the
+/// checkpointing 0 % run).
+const ELASTIC: [f64; 2] = [0.5, 1.0];
 
 struct Outcome<'a> {
     scenario: &'a Scenario,
     result: RunResult,
     /// verdant's metrics by checkpointing share.
     checkpointing: Vec<(f64, PolicyMetrics)>,
+    /// verdant's metrics without checkpointing, by elastic share.
+    elastic: Vec<(f64, PolicyMetrics)>,
 }
 
 struct Goal {
@@ -153,6 +158,22 @@ fn run_scenario<'a>(cli: &Cli, scenario: &'a Scenario) -> anyhow::Result<Outcome
         metrics.fraction_of_oracle = Some(metrics.renewable_kwh / oracle_kwh);
         checkpointing.push((share, metrics));
     }
+    let mut elastic = vec![(0.0, checkpointing[0].1.clone())];
+    for share in ELASTIC {
+        tracing::info!(
+            scenario = scenario.key,
+            share,
+            "verdant without checkpointing, elastic jobs"
+        );
+        let mut other = args.clone();
+        other.interruptible_share = 0.0;
+        other.elastic_share = share;
+        let (experiment, _) = prepare(&other)?;
+        let comparison = experiment.compare(&[PolicyKind::Verdant], !cli.quiet)?;
+        let mut metrics = comparison.metrics["verdant"].clone();
+        metrics.fraction_of_oracle = Some(metrics.renewable_kwh / oracle_kwh);
+        elastic.push((share, metrics));
+    }
     checkpointing.push((
         HEADLINE_CHECKPOINTING,
         result.report.policies["verdant"].clone(),
@@ -161,6 +182,7 @@ fn run_scenario<'a>(cli: &Cli, scenario: &'a Scenario) -> anyhow::Result<Outcome
         scenario,
         result,
         checkpointing,
+        elastic,
     })
 }
 
@@ -300,6 +322,33 @@ fn document(outcomes: &[Outcome<'_>], notes: &str) -> String {
                 m.feasible_deadline_misses,
                 m.delay_p95_s / 3600.0,
                 m.suspensions.unwrap_or(0),
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "\n## Elastic jobs\n\n\
+         Without checkpointing, elastic GreenPreferred jobs (`spec.elastic`, from ⌈replicas / \
+         2⌉ to 2 × replicas) grow on renewable headroom and shrink when it drops, instead of \
+         being suspended; each resize loses a minute of work. The oracle runs a job at most at \
+         its submitted size; where it bills every job's energy as renewable (summer and \
+         winter) it is an upper bound all the same:\n\n\
+         | scenario | GreenPreferred jobs elastic | renewable kWh | of oracle | renewable share \
+         | deadline misses (feasible) | delay p95 |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for o in outcomes {
+        for (share, m) in &o.elastic {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} % | {:.0} | {:.1} % | {:.1} % | {} ({}) | {:.1} h |",
+                o.scenario.title,
+                100.0 * share,
+                m.renewable_kwh,
+                100.0 * m.fraction_of_oracle.unwrap_or(0.0),
+                100.0 * m.renewable_share,
+                m.deadline_misses,
+                m.feasible_deadline_misses,
+                m.delay_p95_s / 3600.0,
             );
         }
     }

@@ -97,17 +97,7 @@ fn does_not_grow_into_a_drop_within_the_hold() {
     // within the 2 h hold.
     let mut long = job("ns/e", 1, 4, Policy::GreenPreferred);
     long.estimated_duration_s = Some(10 * HOUR);
-    let j = elastic(
-        running(
-            long,
-            "solar",
-            vec![0],
-            NOW - 600,
-        ),
-        1,
-        4,
-        None,
-    );
+    let j = elastic(running(long, "solar", vec![0], NOW - 600), 1, 4, None);
     let snap = snapshot(
         vec![site("solar", &[40.0, 0.0, 0.0])],
         four_nodes(1),
@@ -285,7 +275,12 @@ fn a_job_is_not_shrunk_past_its_due_time() {
 
 /// A 1×4 elastic job (1 to 4) on 20 kW: it grows (for the reason-code census).
 pub fn growth() -> Snapshot {
-    let j = running(job("ns/e", 1, 4, Policy::GreenPreferred), "solar", vec![0], NOW);
+    let j = running(
+        job("ns/e", 1, 4, Policy::GreenPreferred),
+        "solar",
+        vec![0],
+        NOW,
+    );
     snapshot(
         vec![site("solar", &[20.0; 4])],
         four_nodes(1),
@@ -295,7 +290,12 @@ pub fn growth() -> Snapshot {
 
 /// A 3×4 elastic job (1 to 4) drawing 12 kW of 6: it shrinks.
 pub fn shrinking() -> Snapshot {
-    let j = running(job("ns/e", 3, 4, Policy::GreenPreferred), "solar", vec![0, 1, 2], NOW);
+    let j = running(
+        job("ns/e", 3, 4, Policy::GreenPreferred),
+        "solar",
+        vec![0, 1, 2],
+        NOW,
+    );
     snapshot(
         vec![site("solar", &[6.0; 4])],
         four_nodes(3),
