@@ -435,6 +435,34 @@ mod tests {
     }
 
     #[test]
+    fn elastic_bounds_are_checked_and_the_size_is_a_column() {
+        let crd = serde_json::to_value(TrainingJob::crd()).unwrap();
+        let version = &crd["spec"]["versions"][0];
+        let rules = version["schema"]["openAPIV3Schema"]["x-kubernetes-validations"]
+            .as_array()
+            .unwrap();
+        for field in ["spec.elastic.minReplicas", "spec.elastic.maxReplicas"] {
+            assert!(
+                rules
+                    .iter()
+                    .any(|r| r["message"].as_str().unwrap().starts_with(field)
+                        && r["fieldPath"] == format!(".{field}")),
+                "a rule naming {field}: {rules:?}"
+            );
+        }
+        let columns = version["additionalPrinterColumns"].as_array().unwrap();
+        assert!(
+            columns
+                .iter()
+                .any(|c| c["name"] == "Size" && c["jsonPath"] == ".status.size")
+        );
+        let elastic = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["elastic"]
+            ["properties"];
+        assert_eq!(elastic["minReplicas"]["minimum"].as_f64(), Some(1.0));
+        assert_eq!(elastic["maxReplicas"]["maximum"].as_f64(), Some(1024.0));
+    }
+
+    #[test]
     fn phase_names_are_the_apis() {
         for phase in JobPhase::ALL {
             assert_eq!(
