@@ -50,13 +50,12 @@ impl ApiCounts {
         Self(counts)
     }
 
-    /// The requests made between `before` and `self`, without the nodes' heartbeats
-    /// (`nodes/status` writes by kwok): no scheduler under test writes a node's status,
-    /// and their rate depends on the node count and the run's length, not on the pods.
+    /// The requests made between `before` and `self`, without the nodes' heartbeats (see
+    /// [`is_heartbeat`]).
     pub fn since(&self, before: &ApiCounts) -> ApiCounts {
         let mut diff = BTreeMap::new();
         for (key, after) in &self.0 {
-            if key.1 == "nodes/status" {
+            if is_heartbeat(&key.0, &key.1) {
                 continue;
             }
             let delta = after - before.0.get(key).copied().unwrap_or(0.0);
@@ -88,6 +87,47 @@ impl ApiCounts {
             .map(|((verb, resource), n)| (format!("{verb} {resource}"), *n))
             .collect()
     }
+}
+
+/// Whether requests of `verb` on `resource` are the KWOK nodes' heartbeats: kwok's
+/// status writes to nodes, and its list of a node's pods after each. Their rate depends
+/// on the node count and the run's length, not on the pods placed, and no scheduler
+/// under test makes them (neither writes nodes; the operator lists pods only to delete
+/// a job's).
+pub fn is_heartbeat(verb: &str, resource: &str) -> bool {
+    let node_write = matches!(verb, "PATCH" | "PUT") && resource.starts_with("nodes");
+    node_write || (verb == "LIST" && resource == "pods")
+}
+
+/// Recomputes a run's `api_requests_per_pod` and `api_requests_per_pod_by_verb` from its
+/// `api_requests_by_verb_and_resource` without [`is_heartbeat`] requests (for a
+/// `result.json` written before a request was known to be a heartbeat).
+pub fn recount(row: &mut serde_json::Value) {
+    let Some(pods) = row.get("pods").and_then(serde_json::Value::as_f64) else {
+        return;
+    };
+    let Some(counts) = row
+        .get_mut("api_requests_by_verb_and_resource")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    counts.retain(|key, _| {
+        let (verb, resource) = key.split_once(' ').unwrap_or((key, ""));
+        !is_heartbeat(verb, resource)
+    });
+    let mut by_verb: BTreeMap<String, f64> = BTreeMap::new();
+    for (key, n) in counts.iter() {
+        let verb = key.split_once(' ').map_or(key.as_str(), |(v, _)| v);
+        *by_verb.entry(verb.to_owned()).or_insert(0.0) += n.as_f64().unwrap_or(0.0);
+    }
+    let per_pod = |n: f64| (n / pods.max(1.0) * 100.0).round() / 100.0;
+    row["api_requests_per_pod"] = serde_json::json!(per_pod(by_verb.values().sum()));
+    row["api_requests_per_pod_by_verb"] = by_verb
+        .into_iter()
+        .map(|(v, n)| (v, serde_json::json!(per_pod(n))))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
 }
 
 /// A process's CPU time and memory, from `/proc`.
@@ -226,6 +266,18 @@ mod tests {
         assert_eq!(diff.by_verb()["POST"], 42.0);
         assert_eq!(diff.by_verb_and_resource()["POST pods/binding"], 22.0);
         assert!(!diff.by_verb().contains_key("PATCH"));
+    }
+
+    #[test]
+    fn recount_drops_heartbeats_from_a_stored_row() {
+        let mut row = serde_json::json!({"pods": 10, "api_requests_per_pod": 9.0,
+            "api_requests_by_verb_and_resource": {"PATCH nodes": 50.0, "LIST pods": 20.0,
+                "POST pods": 10.0, "POST pods/binding": 10.0, "PATCH pods/status": 10.0}});
+        recount(&mut row);
+        assert_eq!(row["api_requests_per_pod"], 3.0);
+        assert_eq!(row["api_requests_per_pod_by_verb"]["POST"], 2.0);
+        assert_eq!(row["api_requests_per_pod_by_verb"]["PATCH"], 1.0);
+        assert!(row["api_requests_per_pod_by_verb"].get("LIST").is_none());
     }
 
     #[test]

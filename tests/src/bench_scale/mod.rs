@@ -18,7 +18,8 @@
 //! # Caveats
 //! The API request counts are the whole API server's, so they include the bench's own
 //! creates and watch, kwok's pod status writes and the controllers' events: the same for
-//! every run but the scheduler's. Node heartbeats (`nodes/status`) are left out.
+//! every run but the scheduler's. The KWOK nodes' heartbeats are left out
+//! ([`measure::is_heartbeat`]).
 
 pub mod cluster;
 pub mod measure;
@@ -240,6 +241,22 @@ async fn start_operator(
         started.elapsed().as_secs_f64()
     );
     Ok(process)
+}
+
+/// Recounts the runs of a stored `result` without the heartbeats
+/// ([`measure::recount`]), writes it to `out_dir` and returns its Markdown.
+pub fn rereport(mut result: Value, out_dir: &std::path::Path) -> anyhow::Result<String> {
+    if let Some(runs) = result["runs"].as_array_mut() {
+        runs.iter_mut().for_each(measure::recount);
+    }
+    std::fs::create_dir_all(out_dir)?;
+    std::fs::write(
+        out_dir.join("result.json"),
+        serde_json::to_string_pretty(&result)?,
+    )?;
+    let table = report::markdown(&result);
+    std::fs::write(out_dir.join("result.md"), &table)?;
+    Ok(table)
 }
 
 fn push_run(result: &mut Value, row: Value, config: &Config) -> anyhow::Result<()> {

@@ -26,7 +26,9 @@ const HELP: &str = "bench-scale [flags]
   --operator-arg ARG     extra flag of `operator run` (repeat)
   --skip-baseline        no kube-scheduler runs
   --skip-verdant         no Verdant runs
-  --out DIR              where result.json and result.md go (target/bench-scale)";
+  --out DIR              where result.json and result.md go (target/bench-scale)
+  --report FILE          run nothing: recount FILE (a result.json) without the node
+                         heartbeats and write result.json and result.md to --out";
 
 fn main() -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
@@ -34,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         exe.with_file_name("e2e-operator"),
         verdant_tests::repo_root().join("target/bench-scale"),
     );
+    let mut report = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -54,12 +57,20 @@ fn main() -> anyhow::Result<()> {
             "--skip-baseline" => config.baseline = false,
             "--skip-verdant" => config.verdant = false,
             "--out" => config.out_dir = PathBuf::from(value()?),
+            "--report" => report = Some(PathBuf::from(value()?)),
             "--help" | "-h" => {
                 println!("{HELP}");
                 return Ok(());
             }
             other => anyhow::bail!("unknown flag {other}\n{HELP}"),
         }
+    }
+    if let Some(file) = report {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let table = bench_scale::rereport(serde_json::from_str(&text)?, &config.out_dir)?;
+        println!("{table}");
+        return Ok(());
     }
     anyhow::ensure!(
         config.sites > 0 && config.nodes >= config.sites,
