@@ -223,7 +223,7 @@ pub fn gang_size(job: &TrainingJob) -> u32 {
 /// `minReplicas`/`maxReplicas` and `size` (`3/1-4`, or `2` for a job that is not
 /// elastic); the size is absent while no replica is placed.
 pub fn set_size(status: &mut TrainingJobStatus, job: &TrainingJob) {
-    let placed = (!status.nodes.is_empty()).then(|| status.nodes.len() as i32);
+    let placed = (!status.nodes.is_empty()).then_some(status.nodes.len() as i32);
     let elastic = job.spec.elastic.as_ref();
     status.replicas = placed;
     status.min_replicas = elastic.map(|e| e.min_replicas);

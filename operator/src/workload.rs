@@ -143,8 +143,9 @@ fn add_env(container: &mut Container, vars: &[EnvVar], elastic: bool) {
     let env = container.env.get_or_insert_with(Vec::new);
     // Verdant's values win over the template's: a stale RANK would break the rendezvous.
     env.retain(|existing| {
-        !vars.iter().any(|v| v.name == existing.name)
-            && !(elastic && FIXED_RANK_VARS.contains(&existing.name.as_str()))
+        let replaced = vars.iter().any(|v| v.name == existing.name);
+        let fixed_rank = elastic && FIXED_RANK_VARS.contains(&existing.name.as_str());
+        !(replaced || fixed_rank)
     });
     env.extend(vars.iter().cloned());
 }
