@@ -204,6 +204,7 @@ mod tests {
                 ],
                 base_load_kw: 0.0,
                 headroom_negative_since_s: None,
+                storage: Vec::new(),
             }],
             nodes: vec![],
             jobs,
