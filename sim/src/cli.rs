@@ -50,6 +50,11 @@ pub struct SimulateArgs {
     /// Multiply every site's renewable supply by this, for what-ifs (bigger or smaller plants).
     #[arg(long, default_value_t = 1.0)]
     pub supply_scale: f64,
+    /// Give every site with PV arrays a battery of this many hours of the site's peak
+    /// facility load (every GPU at full draw, × PUE), charging and discharging at up to
+    /// that load, 90 % round trip, 10 % floor. 0: only the batteries of the manifests.
+    #[arg(long, default_value_t = 0.0)]
+    pub battery_hours: f64,
     /// GPU nodes at each site.
     #[arg(long, default_value_t = 16)]
     pub nodes_per_site: u32,
@@ -237,6 +242,10 @@ fn validate(args: &SimulateArgs) -> Result<(), SimError> {
         args.supply_scale.is_finite() && (0.0..=1000.0).contains(&args.supply_scale),
         "--supply-scale must be 0 to 1000",
     )?;
+    check(
+        args.battery_hours.is_finite() && (0.0..=1000.0).contains(&args.battery_hours),
+        "--battery-hours must be 0 to 1000",
+    )?;
     check(!args.policies.is_empty(), "--policies names no policy")
 }
 
@@ -267,6 +276,13 @@ pub fn prepare(args: &SimulateArgs) -> Result<(Experiment, Setup), SimError> {
         gpu_idle_watts: args.gpu_idle_watts,
         node_base_watts: args.node_base_watts,
     };
+    if args.battery_hours > 0.0 {
+        let busy_w = f64::from(cluster.site_gpus()) * cluster.gpu_max_watts;
+        for site in sites.iter_mut().filter(|s| s.has_solar) {
+            let peak_kw = cluster.site_facility_kw(site, f64::from(cluster.site_gpus()), busy_w);
+            site.add_battery(args.battery_hours, peak_kw);
+        }
+    }
     let mix = PolicyMix {
         immediate: args.policy_mix[0],
         green_preferred: args.policy_mix[1],

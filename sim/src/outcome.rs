@@ -119,6 +119,7 @@ pub struct JobUsage {
 
 /// Bills one window `[start_s, start_s + duration_s)` at one site (within one hour of the
 /// supply series) and records it: each job's ledger, and the site's hour.
+/// `storage_discharge_w` is the mean power the site's batteries delivered (renewable).
 #[allow(clippy::too_many_arguments)]
 pub fn bill_window(
     cluster: &ClusterShape,
@@ -128,6 +129,7 @@ pub fn bill_window(
     horizon_start_s: i64,
     duration_s: f64,
     usage: &[JobUsage],
+    storage_discharge_w: f64,
     outcome: &mut RunOutcome,
 ) {
     if duration_s <= 0.0 {
@@ -142,6 +144,7 @@ pub fn bill_window(
         base_power_w: cluster.site_base_w(),
         pue: site.pue,
         renewable_supply_w: site.supply_kw_at(start_s) * 1000.0,
+        storage_discharge_w,
         grid_carbon_g_per_kwh: site.grid_carbon_g_per_kwh,
     };
     let mut renewable_j = 0.0;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use verdant_core::energy::{WeatherRecord, parse_weather, parse_weather_as};
+use verdant_core::energy::{Battery, WeatherRecord, parse_weather, parse_weather_as};
 use verdant_crds::{EnergySite, ForecastProvider, StaticForecast, plant_from_site};
 
 use crate::civil::{DAY_S, HOUR_S, utc_date, utc_hour};
@@ -33,6 +33,10 @@ pub struct SimSite {
     pub source: String,
     /// Hours for which the weather file had no record of that date and hour (0 kW used).
     pub missing_hours: usize,
+    /// The site has PV arrays (`spec.solar`).
+    pub has_solar: bool,
+    /// Its batteries (`spec.storage`), in the spec's order.
+    pub storage: Vec<Battery>,
 }
 
 impl SimSite {
@@ -47,6 +51,8 @@ impl SimSite {
             solar_kw: supply_kw,
             source: "given".to_owned(),
             missing_hours: 0,
+            has_solar: true,
+            storage: Vec::new(),
         }
     }
 
@@ -56,6 +62,20 @@ impl SimSite {
             *kw *= factor;
         }
         self.source = format!("{} × {factor}", self.source);
+    }
+
+    /// Adds a battery of `hours` × `load_kw` kWh that charges and discharges at up to
+    /// `load_kw` (90 % round trip, 10 % floor): `--battery-hours`.
+    pub fn add_battery(&mut self, hours: f64, load_kw: f64) {
+        self.storage.push(Battery {
+            name: format!("battery-{}h", hours),
+            capacity_kwh: hours * load_kw,
+            max_charge_kw: load_kw,
+            max_discharge_kw: load_kw,
+            round_trip_efficiency: 0.9,
+            min_soc_fraction: 0.1,
+        });
+        self.source = format!("{} + {hours} h battery", self.source);
     }
 
     /// Renewable supply in kW during the hour containing `time_s`; 0 outside the series.
@@ -163,6 +183,8 @@ fn site_supply(
         wind_kw: vec![0.0; hours],
         source: "none (no forecast: no renewable supply)".to_owned(),
         missing_hours: 0,
+        has_solar: !spec.solar.is_empty(),
+        storage: spec.storage.iter().map(|b| b.battery()).collect(),
     };
     let Some(forecast) = &spec.forecast else {
         return Ok(sim);

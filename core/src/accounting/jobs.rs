@@ -157,6 +157,7 @@ mod tests {
             base_power_w: 400.0,
             pue: 1.25,
             renewable_supply_w: 1387.5,
+            storage_discharge_w: 0.0,
             grid_carbon_g_per_kwh: 360.0,
         };
         let bill = bill_jobs(&gpus, &jobs, Some(&window));

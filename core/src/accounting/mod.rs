@@ -5,8 +5,12 @@
 //!
 //! # The rules, per site and per window
 //! - IT load (W) = measured GPU power + per-node base power; facility load = IT load × PUE.
-//! - Renewable share of the window = min(1, renewable supply / facility load); 1 when the
-//!   load is zero.
+//! - Renewable share of the window = min(1, (renewable supply + battery discharge) /
+//!   facility load); 1 when the load is zero. Batteries charge only from renewable surplus
+//!   (`energy::storage`), so what they deliver is renewable; they discharge only into a
+//!   deficit (supply below load), so supply + discharge never exceeds the load and no
+//!   energy is counted twice. (A battery charged from the grid would have to be billed as
+//!   grid; Verdant's model never charges from the grid.)
 //! - Per job: energy = the energy of its GPUs over the window (from the energy counters),
 //!   renewable energy = energy × share, grid energy = the rest, CO₂ = grid energy × the
 //!   site's grid carbon intensity.
@@ -34,6 +38,10 @@ pub struct SiteWindow {
     pub pue: f64,
     /// Mean renewable supply over the window, in W.
     pub renewable_supply_w: f64,
+    /// Mean power the site's batteries delivered over the window, in W (renewable: they
+    /// charge from renewable surplus only). Counted only up to the deficit.
+    #[serde(default)]
+    pub storage_discharge_w: f64,
     /// Grid carbon intensity, gCO₂/kWh.
     pub grid_carbon_g_per_kwh: f64,
 }
@@ -50,7 +58,15 @@ impl SiteWindow {
         if load <= 0.0 {
             return 1.0;
         }
-        (sanitize(self.renewable_supply_w) / load).clamp(0.0, 1.0)
+        (self.renewable_w() / load).clamp(0.0, 1.0)
+    }
+
+    /// Renewable power serving the load: the supply, plus the batteries' discharge up to
+    /// what the supply leaves uncovered.
+    pub fn renewable_w(&self) -> f64 {
+        let supply = sanitize(self.renewable_supply_w).max(0.0);
+        let deficit = (self.facility_load_w() - supply).max(0.0);
+        supply + sanitize(self.storage_discharge_w).clamp(0.0, deficit)
     }
 
     /// Renewable supply minus facility load, in kW (negative: the grid fills the gap).
@@ -174,6 +190,7 @@ mod tests {
             base_power_w: 500.0,
             pue: 1.2,
             renewable_supply_w: supply_w,
+            storage_discharge_w: 0.0,
             grid_carbon_g_per_kwh: 400.0,
         }
     }
@@ -200,6 +217,29 @@ mod tests {
             1.0,
             "nothing drawn: nothing from the grid"
         );
+    }
+
+    #[test]
+    fn battery_discharge_is_renewable_up_to_the_deficit_only() {
+        // 5,400 W facility load, 2,700 W of sun: 1,350 W from the battery covers 3/4.
+        let w = SiteWindow {
+            storage_discharge_w: 1350.0,
+            ..window(4000.0, 2700.0)
+        };
+        assert_eq!(w.renewable_share(), 0.75);
+        // More discharge than the deficit is not counted twice.
+        let w = SiteWindow {
+            storage_discharge_w: 9000.0,
+            ..window(4000.0, 2700.0)
+        };
+        assert_eq!(w.renewable_w(), 5400.0);
+        assert_eq!(w.renewable_share(), 1.0);
+        // With a surplus the battery charges and delivers nothing to bill.
+        let w = SiteWindow {
+            storage_discharge_w: 1000.0,
+            ..window(4000.0, 6000.0)
+        };
+        assert_eq!(w.renewable_w(), 6000.0);
     }
 
     #[test]

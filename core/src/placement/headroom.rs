@@ -274,8 +274,13 @@ impl HeadroomTimeline {
         if self.starts_s[i] == t_s {
             return i;
         }
-        let soc: Option<Vec<f64>> = (!self.soc_at_start.is_empty())
-            .then(|| self.storage_at(t_s).batteries.iter().map(|b| b.soc_kwh).collect());
+        let soc: Option<Vec<f64>> = (!self.soc_at_start.is_empty()).then(|| {
+            self.storage_at(t_s)
+                .batteries
+                .iter()
+                .map(|b| b.soc_kwh)
+                .collect()
+        });
         self.starts_s.insert(i + 1, t_s);
         self.headroom_kw.insert(i + 1, self.headroom_kw[i]);
         if let Some(soc) = soc {
@@ -428,8 +433,8 @@ mod tests {
 
     #[test]
     fn load_added_later_runs_the_battery_down_sooner() {
-        let mut tl = HeadroomTimeline::new(0, &points(&[0.0, 0.0]), 0.0, &[])
-            .with_storage(&[battery(30.0)]);
+        let mut tl =
+            HeadroomTimeline::new(0, &points(&[0.0, 0.0]), 0.0, &[]).with_storage(&[battery(30.0)]);
         tl.add_load(0, 1800, 40.0);
         // 40 kW for half an hour takes 20 kWh: 10 are left at 1800 s.
         assert!((tl.battery_deliverable_kwh(1800) - 10.0).abs() < 1e-9);

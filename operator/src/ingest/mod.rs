@@ -361,6 +361,7 @@ fn site_context(
             base_power_w: ingest.ctx.node_base_watts * nodes.len() as f64,
             pue: site.spec.pue,
             renewable_supply_w: supply_kw * 1000.0,
+            storage_discharge_w: 0.0,
             grid_carbon_g_per_kwh: site.spec.grid.carbon_intensity_g_per_kwh,
         },
     })

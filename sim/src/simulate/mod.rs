@@ -26,6 +26,7 @@ mod threshold;
 
 use std::collections::BTreeMap;
 
+use verdant_core::energy::{BatteryState, Storage};
 use verdant_core::placement::{Action, EngineConfig, Node, Snapshot, run_cycle};
 
 use crate::civil::HOUR_S;
@@ -135,6 +136,8 @@ struct Simulation<'a> {
     nodes: Vec<Node>,
     node_site: Vec<usize>,
     negative_since: Vec<Option<i64>>,
+    /// Each site's batteries and their state of charge now.
+    storage: Vec<Storage>,
     outcome: RunOutcome,
     suspensions: u64,
     restarts: u64,
@@ -184,6 +187,7 @@ impl<'a> Simulation<'a> {
             nodes,
             node_site,
             negative_since: vec![None; sites.len()],
+            storage: sites.iter().map(initial_storage).collect(),
             outcome: RunOutcome::new(policy, jobs.len(), sites, config.start_s, config.hours()),
             suspensions: 0,
             restarts: 0,
@@ -381,7 +385,8 @@ impl<'a> Simulation<'a> {
                 .config
                 .cluster
                 .site_facility_kw(site, draw[s].0, draw[s].1);
-            if site.supply_kw_at(now_s) < load {
+            let battery_kw = self.storage[s].available_discharge_kw();
+            if site.supply_kw_at(now_s) + battery_kw < load {
                 self.negative_since[s].get_or_insert(now_s);
             } else {
                 self.negative_since[s] = None;
@@ -413,6 +418,7 @@ impl<'a> Simulation<'a> {
             }
         }
         for (s, site) in self.sites.iter().enumerate() {
+            let storage_discharge_w = self.step_storage(s, t, dt, &usage[s]);
             bill_window(
                 &shape,
                 site,
@@ -421,6 +427,7 @@ impl<'a> Simulation<'a> {
                 self.config.start_s,
                 dt as f64,
                 &usage[s],
+                storage_discharge_w,
                 &mut self.outcome,
             );
         }
@@ -434,10 +441,42 @@ impl<'a> Simulation<'a> {
             .retain(|&j| !matches!(self.live[j].state, RunState::Done));
     }
 
+    /// Steps site `s`'s batteries over `[t, t + dt)` with its supply and facility load;
+    /// returns their mean discharge, W.
+    fn step_storage(&mut self, s: usize, t: i64, dt: i64, usage: &[JobUsage]) -> f64 {
+        if self.storage[s].is_empty() || dt <= 0 {
+            return 0.0;
+        }
+        let dt_f = dt as f64;
+        let busy_gpus = usage.iter().map(|u| u.busy_gpu_s).sum::<f64>() / dt_f;
+        let busy_w = usage.iter().map(|u| u.energy_j).sum::<f64>() / dt_f;
+        let site = &self.sites[s];
+        let load_kw = self
+            .config
+            .cluster
+            .site_facility_kw(site, busy_gpus, busy_w);
+        let flow = self.storage[s].step(site.supply_kw_at(t) - load_kw, dt_f);
+        flow.discharged_kwh * 3.6e6 / dt_f
+    }
+
     fn finish(mut self) -> RunOutcome {
         tracing::debug!(policy = %self.policy, resizes = self.resizes, "elastic resizes");
         self.outcome.suspensions = Some(self.suspensions);
         self.outcome.restarts = Some(self.restarts);
         self.outcome
     }
+}
+
+/// A site's batteries as the run starts: at their floor (the conservative guess the
+/// operator makes for a battery it has not seen before).
+fn initial_storage(site: &SimSite) -> Storage {
+    Storage::new(
+        site.storage
+            .iter()
+            .map(|b| BatteryState {
+                battery: b.clone(),
+                soc_kwh: b.min_soc_kwh(),
+            })
+            .collect(),
+    )
 }

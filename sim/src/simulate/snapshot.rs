@@ -31,7 +31,7 @@ impl Simulation<'_> {
                         * site.pue
                         / 1000.0,
                     headroom_negative_since_s: self.negative_since[s],
-                    storage: Vec::new(),
+                    storage: self.storage[s].batteries.clone(),
                 }
             })
             .collect()
