@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(String, String)>;
+pub type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 type FloatCounter = Counter<f64, AtomicU64>;
 
@@ -32,6 +32,10 @@ pub struct Metrics {
     pub site_renewable_kw: Family<Labels, FloatGauge>,
     /// Load per site now, kW.
     pub site_load_kw: Family<Labels, FloatGauge>,
+    /// State of charge of each site battery, a fraction of its capacity.
+    pub site_battery_soc_ratio: Family<Labels, FloatGauge>,
+    /// Energy stored in each site battery, kWh.
+    pub site_battery_soc_kwh: Family<Labels, FloatGauge>,
     /// Forecast renewable supply per site and horizon (`1h`, `6h`, `24h`, `48h`), kW.
     pub site_forecast_kw: Family<Labels, FloatGauge>,
     /// Age of each site's forecast (now − its last successful refresh), s.
@@ -69,6 +73,8 @@ impl Default for Metrics {
         let site_renewable_kw = Family::<Labels, FloatGauge>::default();
         let site_load_kw = Family::<Labels, FloatGauge>::default();
         let site_forecast_kw = Family::<Labels, FloatGauge>::default();
+        let site_battery_soc_ratio = Family::<Labels, FloatGauge>::default();
+        let site_battery_soc_kwh = Family::<Labels, FloatGauge>::default();
         let site_forecast_age_s = Family::<Labels, FloatGauge>::default();
         let job_deadline_slack_s = Family::<Labels, Gauge>::default();
         let node_last_report_s = Family::<Labels, Gauge>::default();
@@ -114,6 +120,16 @@ impl Default for Metrics {
             "site_load_kw",
             "Facility load per site now (IT load × PUE), kW",
             site_load_kw.clone(),
+        );
+        registry.register(
+            "site_battery_state_of_charge_ratio",
+            "Estimated state of charge of each site battery (spec.storage), 0 to 1",
+            site_battery_soc_ratio.clone(),
+        );
+        registry.register(
+            "site_battery_state_of_charge_kwh",
+            "Estimated energy stored in each site battery, kWh",
+            site_battery_soc_kwh.clone(),
         );
         registry.register(
             "site_forecast_kw",
@@ -176,6 +192,8 @@ impl Default for Metrics {
             site_renewable_kw,
             site_load_kw,
             site_forecast_kw,
+            site_battery_soc_ratio,
+            site_battery_soc_kwh,
             site_forecast_age_s,
             job_deadline_slack_s,
             node_last_report_s,

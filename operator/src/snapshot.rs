@@ -160,7 +160,7 @@ pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
                 grid_carbon_g_per_kwh: site.spec.grid.carbon_intensity_g_per_kwh,
                 base_load_kw: f64::from(site_nodes) * base_w * site.spec.pue.max(1.0) / 1000.0,
                 headroom_negative_since_s: inputs.headroom_negative_since.get(&name).copied(),
-                storage: Vec::new(),
+                storage: crate::site_controller::storage::engine_storage(site),
                 name,
             }
         })

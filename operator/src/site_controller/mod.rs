@@ -31,6 +31,7 @@
 //!   changes are seen at the next periodic update.
 
 pub mod status;
+pub mod storage;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -279,6 +280,19 @@ pub async fn reconcile(site: Arc<EnergySite>, sc: Arc<SiteContext>) -> Result<Ac
         overlap: describe_overlap(&name, topology.overlaps()),
         now,
     });
+    let mut status = status;
+    status.storage = storage::estimate(
+        &site.spec.storage,
+        &previous.storage,
+        status.renewable_kw.as_ref().map_or(0.0, |r| r.total) - load.load_kw,
+        now,
+        3600.0 / sc.settings.step_s.max(1) as f64,
+    );
+    let gone: Vec<String> = (previous.storage.iter())
+        .filter(|p| !status.storage.iter().any(|s| s.name == p.name))
+        .map(|p| p.name.clone())
+        .collect();
+    storage::record_metrics(ctx, &name, &status.storage, &gone);
     if status != previous {
         write_status(ctx, &site, &status).await?;
     }
