@@ -405,6 +405,38 @@ mod tests {
     }
 
     #[test]
+    fn elastic_jobs_are_green_preferred_from_half_to_twice_their_replicas() {
+        let none = build_workload(&trace(), &config());
+        assert!(none.jobs.iter().all(|j| j.elastic.is_none()));
+        let all = build_workload(
+            &trace(),
+            &WorkloadConfig {
+                elastic_fraction: 1.0,
+                ..config()
+            },
+        );
+        for (plain, elastic) in none.jobs.iter().zip(&all.jobs) {
+            // The elastic draw comes last: every other draw is unchanged.
+            assert_eq!(plain.policy, elastic.policy);
+            assert_eq!(plain.deadline_s, elastic.deadline_s);
+            match elastic.policy {
+                Policy::GreenPreferred => {
+                    let (min, max) = elastic.elastic.expect("every GreenPreferred job");
+                    assert_eq!(min, elastic.replicas.div_ceil(2));
+                    assert!(max >= elastic.replicas);
+                    assert!(max <= 2 * elastic.replicas);
+                    assert!(
+                        max * elastic.gpus_per_replica <= 16,
+                        "fits the largest site"
+                    );
+                }
+                _ => assert_eq!(elastic.elastic, None),
+            }
+        }
+        assert!(all.jobs.iter().any(|j| j.elastic.is_some()));
+    }
+
+    #[test]
     fn target_utilization_lays_windows_over_each_other() {
         // One window offers 16 jobs' GPU-seconds; ask for 1.5 windows' worth.
         let one = build_workload(&trace(), &config()).offered_utilization;
