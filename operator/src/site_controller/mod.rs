@@ -292,7 +292,7 @@ pub async fn reconcile(site: Arc<EnergySite>, sc: Arc<SiteContext>) -> Result<Ac
         .filter(|p| !status.storage.iter().any(|s| s.name == p.name))
         .map(|p| p.name.clone())
         .collect();
-    storage::record_metrics(ctx, &name, &status.storage, &gone);
+    storage::record_metrics(&ctx.metrics, &name, &status.storage, &gone);
     if status != previous {
         write_status(ctx, &site, &status).await?;
     }

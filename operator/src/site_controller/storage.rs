@@ -18,8 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use verdant_core::energy::{BatteryState, Storage};
 use verdant_crds::{EnergySite, StorageSpec, StorageStatus};
 
-use crate::context::Context;
-use crate::metrics::Labels;
+use crate::metrics::{Labels, Metrics};
 
 /// The new `status.storage`: each battery of `spec` stepped from its previous estimate to
 /// `now` with `net_kw` (renewable output − facility load). `model_s_per_wall_s` is
@@ -88,8 +87,7 @@ pub fn engine_storage(site: &EnergySite) -> Vec<BatteryState> {
 
 /// `verdant_site_battery_state_of_charge_ratio` and `_kwh` for each battery now; the
 /// batteries named in `gone` (no longer in the spec) are removed.
-pub fn record_metrics(ctx: &Context, site: &str, storage: &[StorageStatus], gone: &[String]) {
-    let metrics = &ctx.metrics;
+pub fn record_metrics(metrics: &Metrics, site: &str, storage: &[StorageStatus], gone: &[String]) {
     for s in storage {
         let labels = battery_labels(site, &s.name);
         metrics
@@ -102,15 +100,15 @@ pub fn record_metrics(ctx: &Context, site: &str, storage: &[StorageStatus], gone
             .set(s.state_of_charge_kwh);
     }
     for name in gone {
-        forget_battery(ctx, site, name);
+        forget_battery(metrics, site, name);
     }
 }
 
 /// Removes one battery's metrics.
-pub fn forget_battery(ctx: &Context, site: &str, battery: &str) {
+pub fn forget_battery(metrics: &Metrics, site: &str, battery: &str) {
     let labels = battery_labels(site, battery);
-    ctx.metrics.site_battery_soc_ratio.remove(&labels);
-    ctx.metrics.site_battery_soc_kwh.remove(&labels);
+    metrics.site_battery_soc_ratio.remove(&labels);
+    metrics.site_battery_soc_kwh.remove(&labels);
 }
 
 fn battery_labels(site: &str, battery: &str) -> Labels {
