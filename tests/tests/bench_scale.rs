@@ -11,7 +11,14 @@ fn bench_scale_runs_every_run_at_50_nodes_and_writes_its_result() {
     let out = tempfile::tempdir().expect("a temporary folder");
     let status = Command::new(env!("CARGO_BIN_EXE_bench-scale"))
         .args(["--nodes", "50", "--small-jobs", "20", "--gangs", "4"])
-        .args(["--rest-seconds", "5", "--rest-pending", "2", "--settle-s", "1"])
+        .args([
+            "--rest-seconds",
+            "5",
+            "--rest-pending",
+            "2",
+            "--settle-s",
+            "1",
+        ])
         .args(["--timeout-s", "300"])
         .args(["--operator", env!("CARGO_BIN_EXE_e2e-operator")])
         .arg("--out")
@@ -47,7 +54,10 @@ fn bench_scale_runs_every_run_at_50_nodes_and_writes_its_result() {
         let verdant = run["scheduler"] == "verdant";
         assert_eq!(run["operator_cpu_s"].is_number(), verdant, "{run}");
         assert_eq!(run["operator_peak_rss_mib"].is_number(), verdant, "{run}");
-        seen.push(format!("{} {workload}", run["submitted_as"].as_str().unwrap_or("")));
+        seen.push(format!(
+            "{} {workload}",
+            run["submitted_as"].as_str().unwrap_or("")
+        ));
     }
     seen.sort();
     assert_eq!(
@@ -64,9 +74,25 @@ fn bench_scale_runs_every_run_at_50_nodes_and_writes_its_result() {
         ]
     );
     let rest = &result["rest"];
-    assert_eq!(rest["pods"], 400, "the rest phase fills all 400 GPUs: {rest}");
-    assert!(rest["operator_cpu_percent"].as_f64().is_some_and(|c| c >= 0.0), "{rest}");
-    assert!(rest["operator_peak_rss_mib"].as_f64().is_some_and(|m| m > 0.0), "{rest}");
+    assert_eq!(
+        rest["pods"], 400,
+        "the rest phase fills all 400 GPUs: {rest}"
+    );
+    assert!(
+        rest["operator_cpu_percent"]
+            .as_f64()
+            .is_some_and(|c| c >= 0.0),
+        "{rest}"
+    );
+    assert!(
+        rest["operator_peak_rss_mib"]
+            .as_f64()
+            .is_some_and(|m| m > 0.0),
+        "{rest}"
+    );
     let table = std::fs::read_to_string(out.path().join("result.md")).expect("result.md");
-    assert!(table.contains("| verdant | TrainingJob Immediate | 8x8 | 4 | 32 |"), "{table}");
+    assert!(
+        table.contains("| verdant | TrainingJob Immediate | 8x8 | 4 | 32 |"),
+        "{table}"
+    );
 }

@@ -163,14 +163,20 @@ pub async fn run(config: &Config) -> anyhow::Result<Value> {
             operator = Some(process);
         }
         for workload in &workloads {
-            let row = run::measure_run(&plane, &client, submission, workload, &processes, settings)
-                .await
-                .unwrap_or_else(|e| {
-                    eprintln!("!! {} {}: {e:#}", submission.label(), workload.name);
-                    failed.push(format!("{} {}", submission.label(), workload.name));
-                    json!({"scheduler": submission.scheduler(), "workload": workload.name,
-                           "submitted_as": submission.label(), "error": format!("{e:#}")})
-                });
+            let measured =
+                run::measure_run(&plane, &client, submission, workload, &processes, settings).await;
+            let error = match measured {
+                Ok((row, namespace)) => {
+                    push_run(&mut result, row, config)?;
+                    run::delete_namespace(&client, &namespace, settings.timeout).await?;
+                    continue;
+                }
+                Err(e) => e,
+            };
+            eprintln!("!! {} {}: {error:#}", submission.label(), workload.name);
+            failed.push(format!("{} {}", submission.label(), workload.name));
+            let row = json!({"scheduler": submission.scheduler(), "workload": workload.name,
+                             "submitted_as": submission.label(), "error": format!("{error:#}")});
             push_run(&mut result, row, config)?;
         }
     }

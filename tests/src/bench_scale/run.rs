@@ -133,7 +133,8 @@ pub fn objects_of(
     Ok(objects)
 }
 
-/// One run: its row of `result.json`.
+/// One run: its row of `result.json`, and its namespace, to delete with
+/// [`delete_namespace`] once the row is saved (a cleanup can be slow).
 pub async fn measure_run(
     plane: &ControlPlane,
     client: &kube::Client,
@@ -141,7 +142,7 @@ pub async fn measure_run(
     workload: &Workload,
     processes: &Processes,
     settings: RunSettings,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<(Value, String)> {
     let ns = TestNamespace::create(
         plane,
         client,
@@ -222,16 +223,11 @@ pub async fn measure_run(
         unreachable!("a json! object")
     };
     row.extend(base);
-    drop(watch);
-    let cleanup = Instant::now();
-    delete_namespace(client, ns.name(), settings.timeout).await?;
     eprintln!(
-        "   {} pods bound in {span_s:.1}s ({:.1} pods/s); cleaned up in {:.1}s",
-        pods,
-        pods as f64 / span_s.max(1e-3),
-        cleanup.elapsed().as_secs_f64()
+        "   {pods} pods bound in {span_s:.1}s ({:.1} pods/s)",
+        pods as f64 / span_s.max(1e-3)
     );
-    Ok(Value::Object(row))
+    Ok((Value::Object(row), ns.name().to_owned()))
 }
 
 /// Deletes namespace `name` and waits until it is gone, with everything in it.
@@ -242,8 +238,9 @@ pub async fn delete_namespace(
 ) -> anyhow::Result<()> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     namespaces.delete(name, &DeleteParams::background()).await?;
+    let started = Instant::now();
     release_job_tracking(client, name).await?;
-    crate::wait::until(&format!("namespace {name} to be gone"), timeout, || async {
+    let gone = crate::wait::until(&format!("namespace {name} to be gone"), timeout, || async {
         Ok(match namespaces.get_opt(name).await? {
             None => Ok(()),
             Some(ns) => Err(format!(
@@ -252,7 +249,9 @@ pub async fn delete_namespace(
             )),
         })
     })
-    .await
+    .await;
+    eprintln!("   cleaned up in {:.1}s", started.elapsed().as_secs_f64());
+    gone
 }
 
 /// Removes the Job controller's `batch.kubernetes.io/job-tracking` finalizer from the
