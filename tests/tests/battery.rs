@@ -153,7 +153,7 @@ async fn the_state_of_charge_rises_on_surplus_and_falls_when_the_supply_drops() 
     let peak = s
         .wait_site(name, "the supply of 0 kW seen", 30, |st| {
             match st.renewable_kw.as_ref().map(|r| r.total) {
-                Some(kw) if kw == 0.0 => Ok(()),
+                Some(0.0) => Ok(()),
                 other => Err(format!("renewableKw {other:?}")),
             }
         })
