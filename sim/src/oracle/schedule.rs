@@ -76,6 +76,7 @@ pub(super) fn bill(
                 config.start_s,
                 len_s,
                 &usage,
+                0.0,
                 &mut outcome,
             );
         }
