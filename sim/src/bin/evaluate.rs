@@ -158,11 +158,7 @@ fn run_scenario<'a>(cli: &Cli, scenario: &'a Scenario) -> anyhow::Result<Outcome
         );
         let mut other = args.clone();
         other.interruptible_share = share;
-        let (experiment, _) = prepare(&other)?;
-        let comparison = experiment.compare(&[PolicyKind::Verdant], !cli.quiet)?;
-        let mut metrics = comparison.metrics["verdant"].clone();
-        metrics.fraction_of_oracle = Some(metrics.renewable_kwh / oracle_kwh);
-        checkpointing.push((share, metrics));
+        checkpointing.push((share, verdant_alone(&other, cli.quiet, oracle_kwh)?));
     }
     let mut elastic = vec![(0.0, checkpointing[0].1.clone())];
     for share in ELASTIC {
@@ -174,11 +170,7 @@ fn run_scenario<'a>(cli: &Cli, scenario: &'a Scenario) -> anyhow::Result<Outcome
         let mut other = args.clone();
         other.interruptible_share = 0.0;
         other.elastic_share = share;
-        let (experiment, _) = prepare(&other)?;
-        let comparison = experiment.compare(&[PolicyKind::Verdant], !cli.quiet)?;
-        let mut metrics = comparison.metrics["verdant"].clone();
-        metrics.fraction_of_oracle = Some(metrics.renewable_kwh / oracle_kwh);
-        elastic.push((share, metrics));
+        elastic.push((share, verdant_alone(&other, cli.quiet, oracle_kwh)?));
     }
     checkpointing.push((
         HEADLINE_CHECKPOINTING,
@@ -187,10 +179,7 @@ fn run_scenario<'a>(cli: &Cli, scenario: &'a Scenario) -> anyhow::Result<Outcome
     tracing::info!(scenario = scenario.key, "verdant with batteries");
     let mut with_battery = args.clone();
     with_battery.battery_hours = BATTERY_HOURS;
-    let (experiment, _) = prepare(&with_battery)?;
-    let comparison = experiment.compare(&[PolicyKind::Verdant], !cli.quiet)?;
-    let mut battery = comparison.metrics["verdant"].clone();
-    battery.fraction_of_oracle = Some(battery.renewable_kwh / oracle_kwh);
+    let battery = verdant_alone(&with_battery, cli.quiet, oracle_kwh)?;
     Ok(Outcome {
         scenario,
         result,
@@ -198,6 +187,20 @@ fn run_scenario<'a>(cli: &Cli, scenario: &'a Scenario) -> anyhow::Result<Outcome
         elastic,
         battery,
     })
+}
+
+/// verdant's metrics alone on `args` (a variant of a scenario), with its share of the
+/// scenario's oracle.
+fn verdant_alone(
+    args: &SimulateArgs,
+    quiet: bool,
+    oracle_kwh: f64,
+) -> anyhow::Result<PolicyMetrics> {
+    let (experiment, _) = prepare(args)?;
+    let comparison = experiment.compare(&[PolicyKind::Verdant], !quiet)?;
+    let mut metrics = comparison.metrics["verdant"].clone();
+    metrics.fraction_of_oracle = Some(metrics.renewable_kwh / oracle_kwh);
+    Ok(metrics)
 }
 
 fn main() -> anyhow::Result<()> {
