@@ -142,6 +142,22 @@ impl<'a> Pass<'a> {
         );
     }
 
+    /// Starting: the pods of `placement` (a new gang, or the replicas a grow adds) are
+    /// created and bound, all at once.
+    fn start_gang(&mut self, placement: &Assumed) -> Requeue {
+        self.set_phase(
+            JobPhase::Starting,
+            placement.reason.into(),
+            placement.message.clone(),
+        );
+        self.effects.push(Effect::EnsureGang {
+            site: placement.site.clone(),
+            nodes: placement.nodes.clone(),
+            restart: self.status.restarts,
+        });
+        Requeue::secs(1)
+    }
+
     fn reason_is(&self, reason: Reason) -> bool {
         self.status.reason.as_deref() == Some(reason.as_str())
     }
@@ -337,17 +353,7 @@ impl<'a> Pass<'a> {
             self.wake_scheduler();
             return Requeue::secs(5);
         }
-        self.set_phase(
-            JobPhase::Starting,
-            target.reason.into(),
-            target.message.clone(),
-        );
-        self.effects.push(Effect::EnsureGang {
-            site: target.site.clone(),
-            nodes: target.nodes.clone(),
-            restart: self.status.restarts,
-        });
-        Requeue::secs(1)
+        self.start_gang(target)
     }
 
     /// NCCL does not survive a lost rank: the whole gang goes, and is placed again while
@@ -419,17 +425,7 @@ impl<'a> Pass<'a> {
             self.status.site = Some(placement.site.clone());
             self.status.nodes = placement.nodes.clone();
             self.status.expected_start_time = None;
-            self.set_phase(
-                JobPhase::Starting,
-                placement.reason.into(),
-                placement.message.clone(),
-            );
-            self.effects.push(Effect::EnsureGang {
-                site: placement.site.clone(),
-                nodes: placement.nodes.clone(),
-                restart: self.status.restarts,
-            });
-            return Requeue::secs(1);
+            return self.start_gang(placement);
         }
         let Some(decision) = &plan.decision else {
             if self.status.reason.is_none() {
