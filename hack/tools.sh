@@ -7,6 +7,7 @@
 #                                   # kube-controller-manager kube-scheduler kubectl kwok)
 #   hack/tools.sh node              # the real node's kubelet, kube-proxy and coredns
 #   hack/tools.sh helm
+#   hack/tools.sh kueue             # the Kueue manager, and its CRDs in kueue-<version>/crds
 #   hack/tools.sh --print-dir                                     # where binaries live
 #
 # Versions are pinned in hack/tools/*/go.mod. Set VERDANT_TOOLS_DIR to move the cache.
@@ -20,6 +21,7 @@ CACHE="${VERDANT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/verdant/tools}"
 declare -A MODDIR=(
   [kube-apiserver]=kube [kube-controller-manager]=kube [kube-scheduler]=kube [kubectl]=kube
   [kubelet]=kube [kube-proxy]=kube [coredns]=coredns [etcd]=etcd [kwok]=kwok [helm]=helm
+  [kueue]=kueue
 )
 declare -A PKG=(
   [kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
@@ -32,6 +34,7 @@ declare -A PKG=(
   [etcd]=go.etcd.io/etcd/server/v3
   [kwok]=sigs.k8s.io/kwok/cmd/kwok
   [helm]=helm.sh/helm/v3/cmd/helm
+  [kueue]=sigs.k8s.io/kueue/cmd/kueue
 )
 declare -A VERSIONMOD=(
   [kube-apiserver]=k8s.io/kubernetes [kubectl]=k8s.io/kubernetes
@@ -39,6 +42,7 @@ declare -A VERSIONMOD=(
   [kubelet]=k8s.io/kubernetes [kube-proxy]=k8s.io/kubernetes
   [coredns]=github.com/coredns/coredns
   [etcd]=go.etcd.io/etcd/server/v3 [kwok]=sigs.k8s.io/kwok [helm]=helm.sh/helm/v3
+  [kueue]=sigs.k8s.io/kueue
 )
 
 version_of() {
@@ -52,7 +56,7 @@ bin_path() { echo "$CACHE/$1-$(version_of "$1")/$1"; }
 # What the projects' own builds stamp in. Kubernetes: the version the API server reports
 # (else v0.0.0-master, which fails a chart's kubeVersion check in `helm install`). helm: its
 # version, and the Kubernetes version `helm template` and `helm lint` assume without a
-# cluster (else v1.20).
+# cluster (else v1.20). Kueue: its version, as its Makefile does.
 extra_ldflags() {
   if [[ "${MODDIR[$1]}" == kube ]]; then
     local v; v="$(version_of "$1")"
@@ -61,6 +65,10 @@ extra_ldflags() {
       "-X k8s.io/component-base/version.gitMinor=$(echo "$v" | cut -d. -f2)" \
       "-X k8s.io/component-base/version.gitTreeState=clean" \
       "-X k8s.io/client-go/pkg/version.gitVersion=$v -X k8s.io/client-go/pkg/version.gitTreeState=clean"
+    return 0
+  fi
+  if [[ "$1" == kueue ]]; then
+    echo "-X sigs.k8s.io/kueue/pkg/version.GitVersion=$(version_of kueue)"
     return 0
   fi
   [[ "$1" == helm ]] || return 0
@@ -84,7 +92,21 @@ build() {
   local start=$SECONDS tmp
   tmp="$(mktemp -d "$CACHE/.build-$name.XXXXXX")"
   (cd "$REPO/hack/tools/${MODDIR[$name]}" && go build -trimpath -ldflags "-s -w $(extra_ldflags "$name")" -o "$tmp/$name" "${PKG[$name]}")
+  if [[ "$name" == kueue ]]; then
+    # Kueue's CRDs and webhook manifests, from the same module, beside the binary (the
+    # module cache is read-only, hence the chmod).
+    local src
+    src="$(cd "$REPO/hack/tools/kueue" && go list -m -f '{{.Dir}}' sigs.k8s.io/kueue)"
+    mkdir -p "$tmp/crds"
+    cp "$src"/config/components/crd/bases/*.yaml "$tmp/crds/"
+    cp "$src/config/components/webhook/manifests.yaml" "$tmp/webhooks.yaml"
+    chmod -R u+w "$tmp"
+  fi
   mkdir -p "$(dirname "$out")"
+  if [[ "$name" == kueue ]]; then
+    rm -rf "$(dirname "$out")/crds"
+    mv "$tmp/crds" "$tmp/webhooks.yaml" "$(dirname "$out")/"
+  fi
   mv "$tmp/$name" "$out"
   rmdir "$tmp"
   echo ">> built $name in $((SECONDS - start))s -> $out" >&2

@@ -1,8 +1,9 @@
 """A small data-parallel training run for Verdant's real-node tests, launched by torchrun.
 
 torchrun reads the rendezvous from the env Verdant injects (PET_NNODES, PET_NPROC_PER_NODE,
-PET_NODE_RANK, PET_MASTER_ADDR, PET_MASTER_PORT) and gives each worker RANK, WORLD_SIZE,
-MASTER_ADDR and MASTER_PORT. The workers train a tiny linear model with
+PET_NODE_RANK, PET_MASTER_ADDR, PET_MASTER_PORT; for an elastic job PET_NNODES=MIN:MAX and
+the c10d rendezvous, PET_RDZV_*) and gives each worker RANK, WORLD_SIZE, MASTER_ADDR and
+MASTER_PORT. The workers train a tiny linear model with
 DistributedDataParallel over gloo on CPU and print one line per step:
 
     world_size=2 rank=0 step=3 loss=0.412345
@@ -13,14 +14,22 @@ Settings (env):
   CHECKPOINT_DIR         where rank 0 keeps checkpoint.pt (default: no checkpoints)
   INIT_TIMEOUT_SECONDS   how long the workers wait for each other (default 300)
 
-Checkpoints: rank 0 saves {step, model, optimizer} to $CHECKPOINT_DIR/checkpoint.pt when
-it gets SIGTERM (the last completed step; prints `checkpoint saved step=S`) and when the
-run ends. On start, rank 0 loads it if present, every rank prints `resumed from step S`,
-and training continues at step S+1 (DDP copies rank 0's weights to the others).
+Checkpoints: rank 0 saves {step, model, optimizer} to $CHECKPOINT_DIR/checkpoint.pt (the
+last completed step; prints `checkpoint saved step=S`) when it gets SIGTERM, when a step
+fails (a peer left mid-step) and when the run ends. On start, rank 0 loads it if present,
+every rank prints `resumed from step S`, and training continues at step S+1 (DDP copies
+rank 0's weights to the others).
 
-Exit codes: 0 done or stopped by SIGTERM after saving; 2 bad settings; 3 the checkpoint
-could not be written or read. torchrun (the container's PID 1) passes SIGTERM on to the
-workers and itself exits 1 with "SignalException: Process 1 got signal: 15" once they end.
+Elastic runs: when the membership changes, torchrun stops the workers with SIGTERM and
+starts them again in the new world, and they resume from the checkpoint. A shrink can end
+a peer first, so a survivor's step fails in gloo instead, with no SIGTERM: rank 0 saves
+then too, and torchrun restarts the workers. Under the c10d rendezvous rank 0 may be on
+any replica, so CHECKPOINT_DIR must be shared by all of them.
+
+Exit codes: 0 done or stopped by SIGTERM after saving; 1 a step failed (saved first);
+2 bad settings; 3 the checkpoint could not be written or read. torchrun (the container's
+PID 1) passes SIGTERM on to the workers and itself exits 1 with "SignalException: Process 1
+got signal: 15" once they end.
 """
 
 import os
@@ -28,6 +37,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 
 # Block SIGTERM before torch starts its threads, so they inherit the mask and only the
 # saver thread below takes it: the main thread may sit in a collective (gloo waits for a
@@ -40,6 +50,7 @@ import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
+EXIT_STEP_FAILED = 1
 EXIT_BAD_SETTINGS = 2
 EXIT_CHECKPOINT = 3
 
@@ -157,17 +168,33 @@ def main():
     generator = torch.Generator().manual_seed(1000 + rank)
     true_weights = torch.arange(16, dtype=torch.float32) / 16
     say(f"world_size={world_size} rank={rank} starting at step {done + 1} of {steps}")
-    for step in range(done + 1, steps + 1):
-        inputs = torch.randn(32, 16, generator=generator)
-        targets = inputs @ true_weights.unsqueeze(1)
-        loss = torch.nn.functional.mse_loss(ddp(inputs), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        checkpoints.remember(step, model, optimizer)
-        say(f"world_size={world_size} rank={rank} step={step} loss={loss.item():.6f}")
-        if step_seconds:
-            time.sleep(step_seconds)
+    try:
+        for step in range(done + 1, steps + 1):
+            inputs = torch.randn(32, 16, generator=generator)
+            targets = inputs @ true_weights.unsqueeze(1)
+            loss = torch.nn.functional.mse_loss(ddp(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            checkpoints.remember(step, model, optimizer)
+            say(f"world_size={world_size} rank={rank} step={step} loss={loss.item():.6f}")
+            if step_seconds:
+                time.sleep(step_seconds)
+    except Exception as e:
+        # A peer left mid-step (gloo reports the closed connection): keep the last
+        # completed step, then fail, and torchrun restarts the workers from it.
+        say(f"train.py: rank={rank} step failed: {e}")
+        try:
+            saved = checkpoints.save()
+        except Exception as save_error:
+            say(f"train.py: rank={rank} checkpoint failed: {save_error}")
+            os._exit(EXIT_CHECKPOINT)
+        if saved is not None:
+            say(f"checkpoint saved step={saved} path={checkpoints.path}")
+        # Without tearing gloo down: its peers are gone.
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(EXIT_STEP_FAILED)
 
     saved = checkpoints.save()
     if saved is not None:

@@ -30,6 +30,9 @@ pub const MAX_NAME_LENGTH: usize = 63 - "-1023".len();
     validation = kube::core::Rule::new("oldSelf.hasValue() || self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").optional_old_self(true).message("metadata.name must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and ending with a letter or digit (no dots); it names the job's headless Service and its pods' hostnames"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Reason", type_ = "string", json_path = ".status.reason"),
+    // A transition rule (oldSelf, on updates only) at the root so that setting or removing
+    // the field is caught too, not only changing it.
+    validation = kube::core::Rule::new("has(self.spec.managedBy) == has(oldSelf.spec.managedBy) && (!has(self.spec.managedBy) || self.spec.managedBy == oldSelf.spec.managedBy)").message("spec.managedBy is immutable").field_path(".spec.managedBy"),
     validation = kube::core::Rule::new("!has(self.spec.elastic) || self.spec.elastic.minReplicas <= self.spec.replicas").message("spec.elastic.minReplicas must be at most spec.replicas (the starting size)").field_path(".spec.elastic.minReplicas"),
     validation = kube::core::Rule::new("!has(self.spec.elastic) || self.spec.replicas <= self.spec.elastic.maxReplicas").message("spec.elastic.maxReplicas must be at least spec.replicas (the starting size)").field_path(".spec.elastic.maxReplicas"),
     printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
@@ -90,11 +93,24 @@ pub struct TrainingJobSpec {
     /// c10d rendezvous, and Verdant grows the running job (up to maxReplicas) when its site
     /// has renewable headroom and free GPUs, and shrinks it (down to minReplicas) before
     /// it would suspend anything when renewables drop. `replicas` is the starting size;
-    /// replica 0 is never removed and the whole job stays at one site.
+    /// replica 0 is never removed and the whole job stays at one site. The script must
+    /// resume from its checkpoint, since torchrun restarts the workers at every resize; so
+    /// a GreenPreferred or GreenOnly elastic job counts as interruptible: once at
+    /// minReplicas, it may be suspended like one and resumes at `replicas`.
     /// 1 ≤ minReplicas ≤ replicas ≤ maxReplicas ≤ 1024.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elastic: Option<ElasticPolicy>,
+
+    /// The controller that runs this job. Absent, or `verdant.dev/trainingjob-controller`:
+    /// Verdant. Any other value (such as `kueue.x-k8s.io/multikueue`, set by MultiKueue on
+    /// a manager cluster) and Verdant leaves the job alone: no pods, no status. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub managed_by: Option<String>,
 }
+
+/// Verdant's own value of `spec.managedBy` (the same as leaving it out).
+pub const MANAGED_BY_VERDANT: &str = "verdant.dev/trainingjob-controller";
 
 /// The bounds of an elastic job, as Kubeflow PyTorchJob's `elasticPolicy`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
@@ -115,6 +131,22 @@ pub struct ElasticPolicy {
 
 fn default_elastic_max_restarts() -> i32 {
     100
+}
+
+impl TrainingJobSpec {
+    /// Whether Verdant runs the job: `managedBy` is absent or Verdant's own value.
+    pub fn managed_by_verdant(&self) -> bool {
+        self.managed_by
+            .as_deref()
+            .is_none_or(|m| m == MANAGED_BY_VERDANT)
+    }
+
+    /// Whether Verdant may suspend the job and restart it later: it checkpoints on
+    /// SIGTERM (`energy.interruptible`), or it is elastic, since torchrun restarts an
+    /// elastic job's workers from their checkpoint at every resize anyway.
+    pub fn resumable(&self) -> bool {
+        self.energy.interruptible || self.elastic.is_some()
+    }
 }
 
 /// How a job trades start time for renewable energy.
@@ -174,7 +206,8 @@ pub struct EnergyPolicySpec {
     pub min_renewable_fraction: f64,
 
     /// If true, Verdant may suspend the job (delete its pods gracefully) when renewables
-    /// drop, and restart it later. The workload must checkpoint on SIGTERM.
+    /// drop, and restart it later. The workload must checkpoint on SIGTERM. Elastic jobs
+    /// (`spec.elastic`) are treated as interruptible whatever this says.
     #[serde(default)]
     pub interruptible: bool,
 
@@ -408,84 +441,4 @@ pub struct JobEnergy {
 }
 
 #[cfg(test)]
-mod tests {
-    use kube::CustomResourceExt;
-
-    use super::*;
-
-    #[test]
-    fn the_name_rules_leave_room_for_the_last_pod_name() {
-        let crd = serde_json::to_value(TrainingJob::crd()).unwrap();
-        let rules =
-            &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"];
-        let rules: Vec<&str> = rules
-            .as_array()
-            .expect("root rules")
-            .iter()
-            .map(|r| r["rule"].as_str().unwrap())
-            .collect();
-        assert!(
-            rules
-                .iter()
-                .any(|r| r.contains(&format!("size(self.metadata.name) <= {MAX_NAME_LENGTH}"))),
-            "{rules:?}"
-        );
-        let longest_pod = format!("{}-1023", "a".repeat(MAX_NAME_LENGTH));
-        assert_eq!(longest_pod.len(), 63, "a pod hostname is a DNS label");
-    }
-
-    #[test]
-    fn elastic_bounds_are_checked_and_the_size_is_a_column() {
-        let crd = serde_json::to_value(TrainingJob::crd()).unwrap();
-        let version = &crd["spec"]["versions"][0];
-        let rules = version["schema"]["openAPIV3Schema"]["x-kubernetes-validations"]
-            .as_array()
-            .unwrap();
-        for field in ["spec.elastic.minReplicas", "spec.elastic.maxReplicas"] {
-            assert!(
-                rules
-                    .iter()
-                    .any(|r| r["message"].as_str().unwrap().starts_with(field)
-                        && r["fieldPath"] == format!(".{field}")),
-                "a rule naming {field}: {rules:?}"
-            );
-        }
-        let columns = version["additionalPrinterColumns"].as_array().unwrap();
-        assert!(
-            columns
-                .iter()
-                .any(|c| c["name"] == "Size" && c["jsonPath"] == ".status.size")
-        );
-        let elastic = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["elastic"]
-            ["properties"];
-        assert_eq!(elastic["minReplicas"]["minimum"].as_f64(), Some(1.0));
-        assert_eq!(elastic["maxReplicas"]["maximum"].as_f64(), Some(1024.0));
-    }
-
-    #[test]
-    fn phase_names_are_the_apis() {
-        for phase in JobPhase::ALL {
-            assert_eq!(
-                serde_json::to_value(phase).unwrap(),
-                serde_json::json!(phase.as_str())
-            );
-        }
-    }
-
-    #[test]
-    fn kubectl_get_shows_the_reason() {
-        let crd = serde_json::to_value(TrainingJob::crd()).unwrap();
-        let columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
-            .as_array()
-            .unwrap();
-        let reason = columns
-            .iter()
-            .find(|c| c["name"] == "Reason")
-            .expect("a Reason column");
-        assert_eq!(reason["jsonPath"], ".status.reason");
-        assert_eq!(
-            reason.get("priority").and_then(|p| p.as_i64()).unwrap_or(0),
-            0
-        );
-    }
-}
+mod tests;

@@ -11,6 +11,7 @@ use verdant_crds::{EnergySite, TrainingJob};
 
 use crate::metrics::Metrics;
 use crate::plan::Plan;
+use crate::reconcile::bindings::Bindings;
 use crate::telemetry::Telemetry;
 use crate::topology::SharedTopology;
 use crate::watches::job_pods::JobPods;
@@ -56,6 +57,8 @@ pub struct Context {
     pub telemetry: Arc<Telemetry>,
     /// Base power of a GPU node besides its GPUs (CPUs, fans, NICs), W.
     pub node_base_watts: f64,
+    /// The Bindings made and not yet seen in the pod cache, so none is made twice.
+    pub bindings: Bindings,
 }
 
 impl Context {

@@ -52,12 +52,33 @@ impl Error {
         self.metric_label() == "invalid"
     }
 
+    /// Whether the API server refused to create something because the namespace is
+    /// being deleted (403 with the cause `NamespaceTerminating`).
+    pub fn is_namespace_terminating(&self) -> bool {
+        let Error::Kube {
+            source: kube::Error::Api(status),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        let cause = status.details.as_ref().is_some_and(|d| {
+            d.causes
+                .iter()
+                .any(|c| c.reason == NAMESPACE_TERMINATING_CAUSE)
+        });
+        status.code == 403 && (cause || status.message.contains("because it is being terminated"))
+    }
+
     /// Wraps a kube error with what was being done.
     pub fn kube(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         let action = action.into();
         move |source| Error::Kube { action, source }
     }
 }
+
+/// The cause the API server gives for a creation refused in a namespace being deleted.
+const NAMESPACE_TERMINATING_CAUSE: &str = "NamespaceTerminating";
 
 /// The API server's message when it rejected a request as invalid (HTTP 400 or 422).
 pub fn rejection(error: &kube::Error) -> Option<String> {
@@ -107,5 +128,24 @@ mod tests {
                 .unwrap()
                 .contains("spec.containers[0].name")
         );
+    }
+
+    #[test]
+    fn a_creation_refused_in_a_terminating_namespace_is_recognised() {
+        let refused = kube::Error::Api(Box::new(
+            serde_json::from_value(serde_json::json!({
+                "status": "Failure",
+                "message": "pods \"t-0\" is forbidden: unable to create new content in namespace ns because it is being terminated",
+                "reason": "Forbidden",
+                "details": {"name": "t-0", "kind": "pods", "causes": [
+                    {"reason": "NamespaceTerminating", "message": "namespace ns is being terminated", "field": "metadata.namespace"}
+                ]},
+                "code": 403,
+            }))
+            .unwrap(),
+        ));
+        assert!(Error::kube("creating pod t-0")(refused).is_namespace_terminating());
+        assert!(!Error::kube("creating pod t-0")(api_error(403)).is_namespace_terminating());
+        assert!(!Error::kube("creating pod t-0")(api_error(409)).is_namespace_terminating());
     }
 }

@@ -11,6 +11,8 @@
 //! - [`reconcile`]: per-job lifecycle: the pure `transition` decides the status and the
 //!   effects, the executor applies them (pods, binding, the status once, Events);
 //! - [`workload`], [`constraints`], [`lifecycle`], [`supply`], [`status`]: pure helpers;
+//! - [`kueue`]: TrainingJobs queued in Kueue (their Workloads, admission, eviction,
+//!   finish), Kueue's jobframework re-implemented;
 //! - [`site_controller`]: each EnergySite's status (forecast, load, headroom, conditions);
 //! - [`energy`]: a site's plant, the forecast providers, `verdant-operator energy`;
 //! - [`ingest`]: the agents' reports (`POST /v1/reports`), billed into the store;
@@ -34,6 +36,7 @@ pub mod energy;
 pub mod energy_status;
 pub mod error;
 pub mod ingest;
+pub mod kueue;
 pub mod labels;
 pub mod leader;
 pub mod lifecycle;

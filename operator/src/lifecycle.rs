@@ -55,6 +55,9 @@ pub struct ReplicaPod {
     /// `status.phase`.
     #[serde(default)]
     pub phase: PodPhase,
+    /// The pod's UID: a pod created again under the same name is another pod.
+    #[serde(default)]
+    pub uid: Option<String>,
 }
 
 /// The gang of the current attempt, by replica index, plus pods of earlier attempts.
@@ -129,6 +132,7 @@ pub fn observe(
             name: name.clone(),
             node: p.spec.as_ref().and_then(|s| s.node_name.clone()),
             phase: PodPhase::of(p),
+            uid: p.metadata.uid.clone(),
         }));
     }
     for (name, pod) in pods {

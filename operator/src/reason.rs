@@ -21,6 +21,9 @@ pub enum Reason {
     /// `runPolicy.suspend` is false again: the job waits, still suspended, for a cycle to
     /// place it (then `Resumed`).
     Resuming,
+    /// The job is queued in Kueue (`kueue.x-k8s.io/queue-name`) and its Workload is not
+    /// admitted (or was evicted): no pods until Kueue admits it.
+    WaitingForKueue,
     /// Every replica of the gang runs (an Event only: the status keeps the placement's
     /// reason).
     Started,
@@ -40,10 +43,11 @@ pub enum Reason {
 
 impl Reason {
     /// The operator's own codes, in the order the docs list them.
-    pub const LIFECYCLE: [Reason; 10] = [
+    pub const LIFECYCLE: [Reason; 11] = [
         Reason::Queued,
         Reason::SuspendedByUser,
         Reason::Resuming,
+        Reason::WaitingForKueue,
         Reason::Started,
         Reason::Completed,
         Reason::GangRestart,
@@ -68,6 +72,7 @@ impl Reason {
             Reason::Queued => "Queued",
             Reason::SuspendedByUser => "SuspendedByUser",
             Reason::Resuming => "Resuming",
+            Reason::WaitingForKueue => "WaitingForKueue",
             Reason::Started => "Started",
             Reason::Completed => "Completed",
             Reason::GangRestart => "GangRestart",
@@ -119,12 +124,15 @@ impl Reason {
             Reason::Resuming => {
                 "`runPolicy.suspend` is false again: the job stays `Suspended` until a cycle places it, with the reason `Resumed`."
             }
+            Reason::WaitingForKueue => {
+                "The job is submitted to a Kueue queue (`kueue.x-k8s.io/queue-name`) and its Workload is not admitted, or was evicted: no pods, `Pending` (`Suspended` once it ran). Verdant places it once Kueue admits it; see [kueue.md](kueue.md)."
+            }
             Reason::Started => {
                 "Every replica runs. An Event only: `status.reason` keeps the placement's code."
             }
             Reason::Completed => "Every replica completed successfully: the job `Succeeded`.",
             Reason::GangRestart => {
-                "A replica failed, lost its node or disappeared: the whole gang was torn down and will be placed again."
+                "A replica failed, lost its node or disappeared: the whole gang was torn down and will be placed again. Not when the job's namespace is being deleted: its pods may go before the job, which is then deleted without a restart."
             }
             Reason::BackoffLimitExceeded => {
                 "The gang failed again after `runPolicy.backoffLimit` restarts: the job `Failed`."

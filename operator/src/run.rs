@@ -133,6 +133,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         wake_scheduler,
         telemetry: Arc::new(crate::telemetry::Telemetry::default()),
         node_base_watts: args.node_base_watts,
+        bindings: Default::default(),
     });
 
     let leader_gauge = metrics.leader.clone();
@@ -186,6 +187,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             crate::ingest::run(ctx, &ingest, writer, energy_status).await
         }
     };
+    // TrainingJobs queued in Kueue: their Workloads, admission and eviction.
+    let kueue = crate::kueue::controller::run(ctx.clone());
     let controlling = controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
@@ -240,6 +243,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         leading.acquired().await;
         controlling.await;
         Ok("controller")
+    }));
+    let leading = leadership.clone();
+    acting.push(tasks.spawn(async move {
+        leading.acquired().await;
+        kueue.await;
+        Ok("kueue controller")
     }));
     let leading = leadership.clone();
     acting.push(tasks.spawn(async move {

@@ -199,14 +199,19 @@ fn allowed_nodes(spec: &PodSpec, nodes: &[Arc<Node>]) -> Option<Vec<u32>> {
 }
 
 /// The engine's view of a job's state, or None when the engine has nothing to decide
-/// (finished, suspended by the user, or being deleted).
+/// (finished, suspended by the user, waiting for Kueue's admission, run by another
+/// controller (`spec.managedBy`), or being deleted).
 fn engine_state(
     job: &TrainingJob,
     assumed: Option<&Assumed>,
     node_index: &HashMap<String, u32>,
     now_s: i64,
 ) -> Option<JobState> {
-    if job.metadata.deletion_timestamp.is_some() || job.spec.run_policy.suspend {
+    if job.metadata.deletion_timestamp.is_some()
+        || job.spec.run_policy.suspend
+        || !job.spec.managed_by_verdant()
+        || crate::kueue::waiting_for_admission(job).is_some()
+    {
         return None;
     }
     let status = job.status.clone().unwrap_or_default();

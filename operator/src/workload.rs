@@ -2,7 +2,8 @@
 //!
 //! Each replica is one pod `<job>-<index>`, one torchrun node. The pods get the
 //! torch.distributed environment that Kubeflow's PyTorchJob sets, so scripts written for
-//! it run unchanged, and Verdant's own variables.
+//! it run unchanged, and Verdant's own variables. A job of one replica that is not
+//! elastic gets no Service ([`needs_service`]): its only node is its own master.
 
 use std::collections::BTreeMap;
 
@@ -21,8 +22,21 @@ pub fn pod_name(job: &str, index: u32) -> String {
     format!("{job}-{index}")
 }
 
-/// The address of replica 0 through the job's headless Service.
+/// Whether the job needs its headless Service: several replicas must find replica 0 by
+/// a stable name, and an elastic job may grow to several at any time. A single replica
+/// of a job that is not elastic is its own master (`localhost`): nobody resolves its
+/// name, and without a Service neither it nor its endpoints are written (the endpoints
+/// and EndpointSlice controllers write 4 objects per Service).
+pub fn needs_service(job: &TrainingJob) -> bool {
+    job.spec.elastic.is_some() || job.spec.replicas > 1
+}
+
+/// The address of replica 0: through the job's headless Service, or `localhost` for a job
+/// that has none ([`needs_service`]; torchrun with one node binds its store there).
 pub fn master_addr(job: &TrainingJob) -> String {
+    if !needs_service(job) {
+        return "localhost".to_owned();
+    }
     let name = job.name_any();
     let namespace = job.namespace().unwrap_or_default();
     format!("{}.{name}.{namespace}.svc", pod_name(&name, 0))
@@ -88,7 +102,11 @@ pub fn build_pod(job: &TrainingJob, index: u32, site: &str, node: &str, restart:
 /// c10d rendezvous on replica 0's stable name (never removed, so the store outlives
 /// every resize), the job's UID as the rendezvous id and `PET_MAX_RESTARTS`; torchrun
 /// assigns ranks and world size itself, so `WORLD_SIZE`, `RANK` and `PET_NODE_RANK`
-/// (which a resize would make wrong) are left out.
+/// (which a resize would make wrong) are left out. `PET_RDZV_CONF` says which agent hosts
+/// the c10d store: `is_host=true` on replica 0, `is_host=false` on the others. Left to
+/// itself, torchrun hosts it where the endpoint's host matches the machine's hostname or
+/// FQDN, and a pod's (`<job>-0`, `<job>-0.<job>.<ns>.svc.<cluster domain>`) never equals
+/// `<job>-0.<job>.<ns>.svc`, so no agent would host it and the rendezvous would time out.
 pub fn torch_env(job: &TrainingJob, index: u32, site: &str, restart: i32) -> Vec<EnvVar> {
     let replicas = job.spec.replicas;
     let gpus = job.spec.gpus_per_replica;
@@ -116,6 +134,7 @@ pub fn torch_env(job: &TrainingJob, index: u32, site: &str, restart: i32) -> Vec
             ("PET_RDZV_ENDPOINT", format!("{master}:{MASTER_PORT}")),
             ("PET_RDZV_ID", job.uid().unwrap_or_else(|| job.name_any())),
             ("PET_MAX_RESTARTS", elastic.max_restarts.to_string()),
+            (RDZV_CONF, format!("is_host={}", index == 0)),
         ]),
     }
     vars.extend([
@@ -139,15 +158,48 @@ pub fn torch_env(job: &TrainingJob, index: u32, site: &str, restart: i32) -> Vec
 /// the template's stay.
 const FIXED_RANK_VARS: [&str; 3] = ["WORLD_SIZE", "RANK", "PET_NODE_RANK"];
 
+/// torchrun's `--rdzv_conf` (`key=value,...`).
+const RDZV_CONF: &str = "PET_RDZV_CONF";
+
 fn add_env(container: &mut Container, vars: &[EnvVar], elastic: bool) {
     let env = container.env.get_or_insert_with(Vec::new);
+    let own_rdzv_conf = env
+        .iter()
+        .find(|e| e.name == RDZV_CONF && e.value_from.is_none())
+        .and_then(|e| e.value.clone());
     // Verdant's values win over the template's: a stale RANK would break the rendezvous.
     env.retain(|existing| {
         let replaced = vars.iter().any(|v| v.name == existing.name);
         let fixed_rank = elastic && FIXED_RANK_VARS.contains(&existing.name.as_str());
         !(replaced || fixed_rank)
     });
-    env.extend(vars.iter().cloned());
+    env.extend(vars.iter().cloned().map(|mut var| {
+        if var.name == RDZV_CONF
+            && let (Some(own), Some(ours)) = (&own_rdzv_conf, &var.value)
+        {
+            var.value = Some(merged_rdzv_conf(own, ours));
+        }
+        var
+    }));
+}
+
+/// The template's rendezvous options (`join_timeout`, `last_call_timeout`, …) followed by
+/// Verdant's `ours`, which replace the template's options of the same key.
+fn merged_rdzv_conf(own: &str, ours: &str) -> String {
+    let key = |option: &str| {
+        option
+            .split('=')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let our_keys: Vec<String> = ours.split(',').map(key).collect();
+    own.split(',')
+        .filter(|option| !option.trim().is_empty() && !our_keys.contains(&key(option)))
+        .chain(ours.split(','))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn set_gpu_limit(container: &mut Container, gpus: i32) {
@@ -165,7 +217,8 @@ fn set_gpu_limit(container: &mut Container, gpus: i32) {
         .insert(GPU_RESOURCE.to_owned(), quantity);
 }
 
-/// The headless Service that gives replica 0 the stable name in `MASTER_ADDR`.
+/// The headless Service that gives replica 0 the stable name in `MASTER_ADDR` (for a job
+/// that [`needs_service`]).
 pub fn build_service(job: &TrainingJob) -> Service {
     let name = job.name_any();
     Service {
@@ -288,6 +341,12 @@ spec:
         assert_eq!(env["PET_RDZV_ID"], "1234");
         assert_eq!(env["PET_MAX_RESTARTS"], "100");
         assert_eq!(env["PET_NPROC_PER_NODE"], "8");
+        assert_eq!(env["PET_RDZV_CONF"], "is_host=false");
+        let first = env_of(&build_pod(&job, 0, "solar-a", "node-7", 0), 0);
+        assert_eq!(
+            first["PET_RDZV_CONF"], "is_host=true",
+            "replica 0 hosts the c10d store"
+        );
         for fixed in ["WORLD_SIZE", "RANK", "PET_NODE_RANK"] {
             assert!(
                 !env.contains_key(fixed),
@@ -296,6 +355,34 @@ spec:
         }
         // Not even the template's: torchrun sets them per worker.
         assert_eq!(env_of(&pod, 1).get("RANK"), None);
+    }
+
+    #[test]
+    fn the_templates_rendezvous_options_stay_before_verdants_is_host() {
+        let mut job = job();
+        job.spec.elastic = Some(verdant_crds::ElasticPolicy {
+            min_replicas: 1,
+            max_replicas: 4,
+            max_restarts: 100,
+        });
+        let container = &mut job.spec.template.spec.as_mut().unwrap().containers[0];
+        container.env.as_mut().unwrap().push(EnvVar {
+            name: "PET_RDZV_CONF".into(),
+            value: Some("last_call_timeout=5, is_host=true,join_timeout=60".into()),
+            value_from: None,
+        });
+        let env = env_of(&build_pod(&job, 1, "solar-a", "node-7", 0), 0);
+        assert_eq!(
+            env["PET_RDZV_CONF"],
+            "last_call_timeout=5,join_timeout=60,is_host=false"
+        );
+        // A job that is not elastic gets no rendezvous options: the template's stay as they are.
+        job.spec.elastic = None;
+        let env = env_of(&build_pod(&job, 1, "solar-a", "node-7", 0), 0);
+        assert_eq!(
+            env["PET_RDZV_CONF"],
+            "last_call_timeout=5, is_host=true,join_timeout=60"
+        );
     }
 
     #[test]
@@ -320,6 +407,27 @@ spec:
             ("TrainingJob", Some(true))
         );
         assert_eq!(pod_gpus(&pod), 8, "only the first container gets the GPUs");
+    }
+
+    #[test]
+    fn a_single_replica_that_is_not_elastic_is_its_own_master_without_a_service() {
+        let mut job = job();
+        assert!(needs_service(&job), "two replicas find replica 0 by name");
+        job.spec.replicas = 1;
+        assert!(!needs_service(&job));
+        let env = env_of(&build_pod(&job, 0, "solar-a", "node-7", 0), 0);
+        assert_eq!(env["MASTER_ADDR"], "localhost");
+        assert_eq!(env["PET_MASTER_ADDR"], "localhost");
+        assert_eq!(env["PET_NNODES"], "1");
+        assert_eq!(env["WORLD_SIZE"], "8");
+        job.spec.elastic = Some(verdant_crds::ElasticPolicy {
+            min_replicas: 1,
+            max_replicas: 4,
+            max_restarts: 100,
+        });
+        assert!(needs_service(&job), "an elastic job may grow");
+        let env = env_of(&build_pod(&job, 0, "solar-a", "node-7", 0), 0);
+        assert_eq!(env["PET_RDZV_ENDPOINT"], "llama-0.llama.ml.svc:29500");
     }
 
     #[test]

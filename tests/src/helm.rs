@@ -23,28 +23,32 @@ pub fn chart_dir() -> PathBuf {
 pub fn helm_binary() -> anyhow::Result<PathBuf> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BINARY
-        .get_or_init(|| {
-            let script = crate::repo_root().join("hack/tools.sh");
-            let built = Command::new(&script)
-                .arg("helm")
-                .output()
-                .map_err(|e| format!("running {}: {e}", script.display()))?;
-            if !built.status.success() {
-                return Err(format!(
-                    "`hack/tools.sh helm` failed (Go is needed to build helm):\n{}",
-                    String::from_utf8_lossy(&built.stderr)
-                ));
-            }
-            let path = Command::new(&script)
-                .args(["--path", "helm"])
-                .output()
-                .map_err(|e| format!("running {}: {e}", script.display()))?;
-            Ok(PathBuf::from(
-                String::from_utf8_lossy(&path.stdout).trim().to_owned(),
-            ))
-        })
+        .get_or_init(|| on_demand_tool("helm"))
         .clone()
         .map_err(anyhow::Error::msg)
+}
+
+/// Builds the tool `name` with `hack/tools.sh NAME` (cached there) and returns its path
+/// (`hack/tools.sh --path NAME`); for tools that `make tools` does not build.
+pub(crate) fn on_demand_tool(name: &str) -> Result<PathBuf, String> {
+    let script = crate::repo_root().join("hack/tools.sh");
+    let built = Command::new(&script)
+        .arg(name)
+        .output()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    if !built.status.success() {
+        return Err(format!(
+            "`hack/tools.sh {name}` failed (Go is needed to build {name}):\n{}",
+            String::from_utf8_lossy(&built.stderr)
+        ));
+    }
+    let path = Command::new(&script)
+        .args(["--path", name])
+        .output()
+        .map_err(|e| format!("running {}: {e}", script.display()))?;
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&path.stdout).trim().to_owned(),
+    ))
 }
 
 /// A helm command with its state (cache, config, plugins) in `home`, so that tests

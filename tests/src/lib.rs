@@ -15,6 +15,7 @@ pub mod control_plane;
 pub mod fleet;
 pub mod helm;
 pub mod jobs;
+pub mod kueue;
 pub mod namespace;
 pub mod nodes;
 pub mod operator;

@@ -288,9 +288,18 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
                 "services",
                 &["get", "list", "watch", "create", "patch", "delete"]
             ),
+            ("", "namespaces", &["get"]),
             ("", "nodes", &["get", "list", "watch"]),
             ("", "configmaps", &["get"]),
             ("events.k8s.io", "events", &["create", "patch"]),
+            (
+                "kueue.x-k8s.io",
+                "workloads",
+                &["get", "list", "watch", "create", "patch"]
+            ),
+            ("kueue.x-k8s.io", "workloads/status", &["patch"]),
+            ("kueue.x-k8s.io", "resourceflavors", &["get"]),
+            ("kueue.x-k8s.io", "workloadpriorityclasses", &["get"]),
             ("authentication.k8s.io", "tokenreviews", &["create"]),
         ])
     );

@@ -20,7 +20,10 @@ use kube::api::{
 use serde_json::{Value, json};
 use verdant_crds::{JobPhase, TrainingJob};
 use verdant_tests::jobs::phase_of;
-use verdant_tests::real_node::{NAMESPACE, NODE, NODE_DATA_DIR, RealCluster, pod_log, turn};
+use verdant_tests::real_node::{
+    NAMESPACE, NODE, NODE_DATA_DIR, RealCluster, SITE_KW, SiteSupply, job_pods, node_gpus_free,
+    pod_log, pods_in_phase, trainer_runs, turn, wait_size, wait_trained,
+};
 use verdant_tests::{TestNamespace, wait};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -55,40 +58,6 @@ fn trainer(cluster: &RealCluster, env: &[(&str, &str)]) -> Value {
         "env": env,
         "resources": {"limits": {"nvidia.com/gpu": "1"}}
     })
-}
-
-fn job_pods(job: &str) -> ListParams {
-    ListParams::default().labels(&format!("verdant.dev/job-name={job}"))
-}
-
-/// Waits until the job's pods are exactly `count`, all in `phase`; returns them by name.
-async fn pods_in_phase(
-    pods: &Api<Pod>,
-    job: &str,
-    count: usize,
-    phase: &str,
-    timeout: Duration,
-) -> anyhow::Result<BTreeMap<String, Pod>> {
-    wait::until(
-        &format!("{count} pods of {job} {phase}"),
-        timeout,
-        || async move {
-            let list = pods.list(&job_pods(job)).await?;
-            let phases: Vec<(String, String)> = list
-                .items
-                .iter()
-                .map(|p| (p.name_any(), phase_of(p)))
-                .collect();
-            Ok(
-                if list.items.len() == count && phases.iter().all(|(_, p)| p == phase) {
-                    Ok(list.items.into_iter().map(|p| (p.name_any(), p)).collect())
-                } else {
-                    Err(format!("{phases:?}"))
-                },
-            )
-        },
-    )
-    .await
 }
 
 #[tokio::test]
@@ -442,6 +411,160 @@ async fn a_suspended_job_checkpoints_on_sigterm_and_resumes_from_its_step() -> a
     assert!(log.contains("world_size=2 rank=0 done steps=120"), "{log}");
     println!(
         "a_suspended_job_checkpoints_on_sigterm_and_resumes_from_its_step: {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_elastic_job_grows_to_three_and_shrinks_to_one_while_training_continues()
+-> anyhow::Result<()> {
+    let _turn = turn().await;
+    let cluster = RealCluster::get();
+    let started = Instant::now();
+    let client = cluster.plane().client().await?;
+    let ns = TestNamespace::create(cluster.plane(), &client, "elastic").await?;
+    let jobs: Api<TrainingJob> = Api::namespaced(client.clone(), ns.name());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns.name());
+    node_gpus_free(&client, 2 * MINUTE).await?;
+
+    // The site's load: the node's base (400 W × PUE 1.2 = 0.48 kW) and 0.84 kW per replica
+    // (1 GPU at the agent's simulated 700 W, × 1.2; the pods run their GPUs at 100% so
+    // that the measurement is the model's 700 W). At HOLD_KW two replicas leave 0.32 kW
+    // of headroom, too little for a third (0.84 kW + 10% margin), and no draw a GPU can
+    // reach makes it negative; SITE_KW lets the job grow to its maximum; at 0 the
+    // headroom is negative at any size and the job shrinks to its minimum.
+    const HOLD_KW: f64 = 2.48;
+    let supply = SiteSupply::take(cluster.plane());
+    supply.set(HOLD_KW)?;
+    // While the job starts, a pod outside Verdant holds the node's other two GPUs: a
+    // replica's first measured windows include the idle GPU before it started, which
+    // would otherwise let the engine grow the job before its draw is known.
+    let mut filler = trainer(cluster, &[]);
+    filler["command"] = json!(["sleep", "3600"]);
+    filler["resources"] = json!({"limits": {"nvidia.com/gpu": "2"}});
+    let filler: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "filler"},
+        "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1, "containers": [filler]}
+    }))?;
+    pods.create(&PostParams::default(), &filler).await?;
+    wait::until("the filler pod to run", 2 * MINUTE, || {
+        let pods = pods.clone();
+        async move {
+            let phase = phase_of(&pods.get("filler").await?);
+            Ok(if phase == "Running" {
+                Ok(())
+            } else {
+                Err(phase)
+            })
+        }
+    })
+    .await?;
+
+    // All replicas share the checkpoint directory: torchrun may give rank 0 to any of
+    // them. A hostPath does on the one real node; a cluster of several nodes needs a
+    // shared volume (a ReadWriteMany PVC).
+    let mut container = trainer(
+        cluster,
+        &[
+            ("STEPS", "100000"),
+            ("STEP_SECONDS", "0.5"),
+            ("CHECKPOINT_DIR", "/checkpoints"),
+        ],
+    );
+    container["volumeMounts"] = json!([{"name": "checkpoints", "mountPath": "/checkpoints"}]);
+    let mut job = training_job(
+        "elastic",
+        2,
+        json!({
+            "terminationGracePeriodSeconds": 30,
+            "containers": [container],
+            "volumes": [{
+                "name": "checkpoints",
+                "hostPath": {"path": format!("{NODE_DATA_DIR}/{}", ns.name()), "type": "DirectoryOrCreate"}
+            }]
+        }),
+    )?;
+    job.spec.elastic = Some(serde_json::from_value(
+        json!({"minReplicas": 1, "maxReplicas": 3}),
+    )?);
+    job.spec.run_policy.backoff_limit = 0;
+    job.spec.template.metadata = Some(serde_json::from_value(json!({
+        "annotations": {"verdant.dev/simulated-gpu-utilization": "100"}
+    }))?);
+    jobs.create(&PostParams::default(), &job).await?;
+    wait_size(&jobs, &pods, "elastic", "2/1-3", 4 * MINUTE).await?;
+    // The first rendezvous waits for a third agent for torchrun's last call (30 s).
+    let runs = wait_trained(&pods, "elastic-0", 2, 5, 0, 4 * MINUTE).await?;
+    let before_grow = runs.last().map_or(0, |r| r.last_step);
+
+    // The filler goes: the GPUs are free, but the power is not there for a third replica.
+    pods.delete("filler", &DeleteParams::default()).await?;
+    wait::until("the filler pod to be gone", 2 * MINUTE, || {
+        let pods = pods.clone();
+        async move {
+            Ok(match pods.get_opt("filler").await? {
+                None => Ok(()),
+                Some(pod) => Err(phase_of(&pod)),
+            })
+        }
+    })
+    .await?;
+    assert_eq!(
+        jobs.get("elastic")
+            .await?
+            .status
+            .unwrap_or_default()
+            .size
+            .as_deref(),
+        Some("2/1-3"),
+        "no third replica at {HOLD_KW} kW"
+    );
+
+    // Green power: Verdant adds a third replica; the agents meet again in a world of 3.
+    supply.set(SITE_KW)?;
+    wait_size(&jobs, &pods, "elastic", "3/1-3", 4 * MINUTE).await?;
+    let runs = wait_trained(&pods, "elastic-0", 3, 5, before_grow, 4 * MINUTE).await?;
+    let before_shrink = runs.last().map_or(0, |r| r.last_step);
+
+    // No power: Verdant removes replicas 2 and 1; replica 0 trains on alone (its agent
+    // waits for the others' heartbeats to expire, then torchrun's last call).
+    supply.set(0.0)?;
+    wait_size(&jobs, &pods, "elastic", "1/1-3", 4 * MINUTE).await?;
+    wait_trained(&pods, "elastic-0", 1, 5, before_shrink, 5 * MINUTE).await?;
+
+    let log = pod_log(&pods, "elastic-0").await?;
+    println!("--- log of elastic-0 ---\n{log}");
+    let runs = trainer_runs(&log);
+    println!("runs of elastic-0's worker: {runs:?}");
+    // Each start resumes after the last step the one before printed: rank 0, which
+    // saves, is replica 0's worker (c10d ranks the agents by FQDN), and it saves on
+    // SIGTERM (a grow) as on a failed step (a shrink).
+    for pair in runs.windows(2) {
+        assert!(
+            pair[1].first_step > pair[0].last_step,
+            "the step counter went back: {pair:?}\n{log}"
+        );
+    }
+    let mut sizes: Vec<u32> = runs.iter().map(|r| r.world_size).collect();
+    sizes.dedup();
+    let order = [2, 3, 1];
+    let mut expected = order.iter().peekable();
+    for size in &sizes {
+        if expected.peek() == Some(&size) {
+            expected.next();
+        }
+    }
+    assert!(
+        expected.peek().is_none(),
+        "world sizes {sizes:?} follow {order:?}"
+    );
+
+    // Leave the node's GPUs free for the next test (the supply is set back on drop).
+    jobs.delete("elastic", &DeleteParams::default()).await?;
+    node_gpus_free(&client, 2 * MINUTE).await?;
+    println!(
+        "an_elastic_job_grows_to_three_and_shrinks_to_one_while_training_continues: {:?}",
         started.elapsed()
     );
     Ok(())

@@ -5,10 +5,13 @@
 //! Jobs are shed lowest-ordered first (the reverse of the queue order), and only as far
 //! as needed: capping is immediate and reversible, suspension costs a checkpoint restart,
 //! so a job is suspended only if capping everything cappable would not close the gap, and
-//! only until what remains can be closed by capping. Suspendable are interruptible
-//! GreenOnly jobs, and interruptible GreenPreferred jobs whose latest start is still at
-//! least [`EngineConfig::suspend_min_slack_s`] ahead (an hour by default): they can wait for the next green window and still
-//! make their deadline, since the queue resumes them at their latest start at the latest.
+//! only until what remains can be closed by capping. Suspendable are resumable
+//! ([`Job::resumable`]: interruptible, or elastic) GreenOnly jobs, and resumable
+//! GreenPreferred jobs whose latest start is still at least
+//! [`EngineConfig::suspend_min_slack_s`] ahead (an hour by default): they can wait for the
+//! next green window and still make their deadline, since the queue resumes them at their
+//! latest start at the latest. Elastic jobs shrink first; one is suspended only in a later
+//! cycle, when shrinking (not below its minimum) did not close the gap.
 
 use std::collections::BTreeSet;
 
@@ -25,7 +28,7 @@ use super::timefmt::{format_duration, format_utc, kw};
 
 /// Whether a brown-out may suspend `job` at `now_s` (see the module docs).
 pub(super) fn suspendable(job: &Job, now_s: i64, config: &EngineConfig) -> bool {
-    job.interruptible
+    job.resumable()
         && match job.policy {
             Policy::GreenOnly => true,
             Policy::GreenPreferred => job
@@ -184,7 +187,7 @@ fn shed(cy: &mut Cycle<'_>, site: usize, jobs: &[RunningJob<'_>], headroom_kw: f
             room_kw -= j.cap_room_kw();
             cy.sites[site].timeline.add_load(now_s, j.end_s, -freed_kw);
             suspended.insert(j.index);
-            let message = format!(
+            let mut message = format!(
                 "suspended: headroom at {name} has been negative since {} ({} ≥ {} grace), {} kW short; \
                  capping could save {} kW; suspending frees {} kW, {} kW left to close by capping",
                 format_utc(since_s, now_s),
@@ -195,6 +198,15 @@ fn shed(cy: &mut Cycle<'_>, site: usize, jobs: &[RunningJob<'_>], headroom_kw: f
                 kw(freed_kw),
                 kw(gap_kw.max(0.0)),
             );
+            if let (Some(elastic), JobState::Running { nodes, .. }) = (j.job.elastic, &j.job.state)
+            {
+                message.push_str(&format!(
+                    "; elastic, at {} replica(s) (min {}): it resumes from its checkpoint, \
+                     as after a resize",
+                    nodes.len(),
+                    elastic.min_replicas
+                ));
+            }
             cy.decisions[j.index] = Some(decision(
                 j.job,
                 Action::Suspend,

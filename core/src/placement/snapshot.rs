@@ -128,8 +128,10 @@ pub struct Job {
     pub policy: Policy,
     /// GreenPreferred: the renewable share of the job's energy needed to start early.
     pub min_renewable_fraction: f64,
-    /// May be suspended by a brown-out: GreenOnly jobs, and GreenPreferred ones while
-    /// their latest start is at least `EngineConfig::suspend_min_slack_s` ahead.
+    /// The job checkpoints on SIGTERM (`spec.energy.interruptible`): it may be suspended
+    /// by a brown-out, GreenOnly jobs always and GreenPreferred ones while their latest
+    /// start is at least `EngineConfig::suspend_min_slack_s` ahead. Elastic jobs may be
+    /// too (see [`Job::resumable`]).
     pub interruptible: bool,
     /// `Some(min)` if Verdant may cap the job's GPU power down to `min` percent.
     pub power_cap_min_percent: Option<u32>,
@@ -210,6 +212,15 @@ impl Job {
     pub fn due_s(&self, config: &EngineConfig) -> Option<i64> {
         self.latest_start_s
             .map(|t| t.saturating_add(self.planned_duration_s(config)))
+    }
+
+    /// Whether the job resumes from its own checkpoint when stopped, so that the engine
+    /// may suspend it: it says so (`interruptible`), or it is elastic, since torchrun
+    /// restarts an elastic job's workers from their checkpoint at every resize and a
+    /// suspension and resume is one more such restart. An elastic job is suspended only
+    /// once shrinking it (not below its minimum) could not close the gap.
+    pub fn resumable(&self) -> bool {
+        self.interruptible || self.elastic.is_some()
     }
 
     /// GPUs the whole gang needs.

@@ -49,6 +49,7 @@ use crate::context::Context;
 use crate::energy_status::EnergyStatus;
 use crate::labels::GPU_RESOURCE;
 use crate::metrics::label;
+use crate::site_controller::storage::discharge_available_w;
 use crate::store_writer::Writer;
 use crate::supply::{site_supply, supply_now_kw};
 use crate::topology::Topology;
@@ -361,7 +362,10 @@ fn site_context(
             base_power_w: ingest.ctx.node_base_watts * nodes.len() as f64,
             pue: site.spec.pue,
             renewable_supply_w: supply_kw * 1000.0,
-            storage_discharge_w: 0.0,
+            // What the batteries with energy above their floor could deliver now; the
+            // accounting counts it only into a deficit. They charge from surplus
+            // renewables only (site_controller/storage.rs), so it is renewable.
+            storage_discharge_w: discharge_available_w(site),
             grid_carbon_g_per_kwh: site.spec.grid.carbon_intensity_g_per_kwh,
         },
     })

@@ -109,6 +109,9 @@ pub struct Outcome {
     pub effects: Vec<Effect>,
     /// When to look again.
     pub requeue: Requeue,
+    /// The gang is torn down because a replica or its node was lost (a restart, or the
+    /// backoff limit): the reconcile then checks whether the namespace is being deleted.
+    pub gang_lost: bool,
 }
 
 /// The Events for a change from `previous` to `status`: one for a change of phase, reason,

@@ -1,6 +1,10 @@
 //! The executor: performs a [`transition`](super::transition)'s effects against the API
 //! server and writes the status, once, with server-side apply.
 //!
+//! # Expected flow
+//! `EnsureGang`: the headless Service (only on a pass that creates pods, and only for a
+//! job that [`needs_service`]), the missing pods, then a Binding per unbound pod.
+//!
 //! # Guarantees
 //! - No partial gang holds GPUs: pods are bound only after all of them exist (the pods
 //!   are created concurrently, then bound concurrently; no binding starts before every
@@ -12,7 +16,9 @@
 //! # Caveats
 //! The caches may lag the API server by a moment: creation treats "already exists" as
 //! success (unless the pod is of an earlier attempt: then the gang waits for it to go),
-//! binding treats "already bound" as success, deletion treats "not found" as success.
+//! binding treats "already bound" as success, deletion treats "not found" as success. A
+//! pod this operator bound is remembered ([`Bindings`]) until the cache shows it bound,
+//! so a pass that runs before then does not bind it again.
 
 use std::time::Duration;
 
@@ -26,6 +32,7 @@ use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 use verdant_crds::{TrainingJob, TrainingJobStatus};
 
+use super::bindings::Bindings;
 use super::effect::{Effect, Outcome, Requeue, Stage};
 use crate::context::Context;
 use crate::error::{Error, Result, rejection};
@@ -35,7 +42,7 @@ use crate::metrics::label;
 use crate::reason::Reason;
 use crate::status;
 use crate::topology::job_id;
-use crate::workload::{build_pod, build_service, pod_name};
+use crate::workload::{build_pod, build_service, needs_service, pod_name};
 
 /// Requests in flight at once for one gang's pod creations, and then for its bindings:
 /// a 64-replica gang is created in a few round trips rather than 64, while the reconciles
@@ -130,18 +137,14 @@ impl<'a> Executor<'a> {
     /// earlier attempt are still going away.
     async fn ensure_gang(&self, restart: i32, site: &str, nodes: &[String]) -> Result<bool> {
         let job = self.job;
-        let job_name = job.name_any();
-        self.ensure_service().await?;
-        let mut to_bind: Vec<(String, String)> = Vec::new();
-        let mut to_create: Vec<(u32, String, String)> = Vec::new();
-        for (index, node) in nodes.iter().enumerate() {
-            let index = index as u32;
-            let name = pod_name(&job_name, index);
-            match self.gang.replicas.get(index as usize).cloned().flatten() {
-                Some(pod) if pod.node.is_some() => {}
-                Some(_) => to_bind.push((name, node.clone())),
-                None => to_create.push((index, name, node.clone())),
-            }
+        let GangWork {
+            mut to_bind,
+            to_create,
+        } = gang_work(&job.name_any(), self.gang, nodes, &self.ctx.bindings);
+        // Only a pass that creates pods applies the Service: the passes of a starting
+        // gang that only wait for its pods to run (or bind them) need not write it again.
+        if !to_create.is_empty() && needs_service(job) {
+            self.ensure_service().await?;
         }
         // Futures collected first: a stream over a borrowing closure is not `Send`
         // enough for the controller's task.
@@ -156,7 +159,7 @@ impl<'a> Executor<'a> {
         let mut earlier_attempt = false;
         for result in created {
             match result? {
-                Created::ToBind(name, node) => to_bind.push((name, node)),
+                Created::ToBind(pod) => to_bind.push(pod),
                 Created::Bound => {}
                 Created::EarlierAttempt => earlier_attempt = true,
             }
@@ -165,10 +168,7 @@ impl<'a> Executor<'a> {
             return Ok(false);
         }
         // Only now, with every pod of the gang in existence, do any of them get GPUs.
-        let bindings: Vec<_> = to_bind
-            .iter()
-            .map(|(name, node)| self.bind(name, node))
-            .collect();
+        let bindings: Vec<_> = to_bind.iter().map(|pod| self.bind(pod)).collect();
         let bound: Vec<Result<()>> = futures::stream::iter(bindings)
             .buffer_unordered(GANG_CONCURRENCY)
             .collect()
@@ -204,11 +204,15 @@ impl<'a> Executor<'a> {
             ..Default::default()
         };
         match self.pods.create(&params, &pod).await {
-            Ok(_) => Ok(Created::ToBind(name, node)),
+            Ok(created) => Ok(Created::ToBind(ToBind {
+                name,
+                node,
+                uid: created.metadata.uid,
+            })),
             Err(kube::Error::Api(e)) if e.code == 409 => {
                 Ok(match self.existing_pod(&name, restart).await? {
                     Existing::OfEarlierAttempt => Created::EarlierAttempt,
-                    Existing::Unbound => Created::ToBind(name, node),
+                    Existing::Unbound(uid) => Created::ToBind(ToBind { name, node, uid }),
                     Existing::Bound => Created::Bound,
                 })
             }
@@ -237,11 +241,18 @@ impl<'a> Executor<'a> {
         Ok(if bound {
             Existing::Bound
         } else {
-            Existing::Unbound
+            Existing::Unbound(existing.metadata.uid)
         })
     }
 
-    async fn bind(&self, pod: &str, node: &str) -> Result<()> {
+    /// Binds the pod to its node, and remembers it until the cache shows it bound.
+    async fn bind(&self, to_bind: &ToBind) -> Result<()> {
+        let (pod, node) = (to_bind.name.as_str(), to_bind.node.as_str());
+        let remember = || {
+            if let Some(uid) = &to_bind.uid {
+                self.ctx.bindings.remember(uid);
+            }
+        };
         let binding = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Binding",
@@ -260,10 +271,14 @@ impl<'a> Executor<'a> {
         {
             Ok(_) => {
                 self.ctx.metrics.pods_bound.inc();
+                remember();
                 Ok(())
             }
             // Already bound (the cache lagged behind an earlier binding).
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                remember();
+                Ok(())
+            }
             Err(e) => Err(Error::kube(format!("binding pod {pod} to node {node}"))(e)),
         }
     }
@@ -314,10 +329,52 @@ impl<'a> Executor<'a> {
     }
 }
 
+/// What a pass must do for a gang: the pods to bind and those to create (index, name,
+/// node).
+#[derive(Debug, Default, PartialEq)]
+struct GangWork {
+    to_bind: Vec<ToBind>,
+    to_create: Vec<(u32, String, String)>,
+}
+
+/// A pod that exists unbound, and its planned node.
+#[derive(Debug, PartialEq)]
+struct ToBind {
+    name: String,
+    node: String,
+    /// Its UID, to remember the binding by.
+    uid: Option<String>,
+}
+
+/// Which replicas of `gang` (planned on `nodes`) are missing, and which exist unbound. A
+/// pod `bindings` remembers was bound by an earlier pass that the cache has not caught up
+/// with: it is not bound again; one the cache shows bound is forgotten there.
+fn gang_work(job_name: &str, gang: &Gang, nodes: &[String], bindings: &Bindings) -> GangWork {
+    let mut work = GangWork::default();
+    for (index, node) in nodes.iter().enumerate() {
+        let name = pod_name(job_name, index as u32);
+        let Some(pod) = gang.replicas.get(index).cloned().flatten() else {
+            work.to_create.push((index as u32, name, node.clone()));
+            continue;
+        };
+        match (&pod.node, &pod.uid) {
+            (Some(_), Some(uid)) => bindings.seen_bound(uid),
+            (Some(_), None) => {}
+            (None, Some(uid)) if bindings.bound(uid) => {}
+            (None, uid) => work.to_bind.push(ToBind {
+                name,
+                node: node.clone(),
+                uid: uid.clone(),
+            }),
+        }
+    }
+    work
+}
+
 /// What creating one replica's pod found.
 enum Created {
-    /// The pod exists unbound: bind it to this node.
-    ToBind(String, String),
+    /// The pod exists unbound: bind it to its node.
+    ToBind(ToBind),
     /// It existed already, bound.
     Bound,
     /// A pod of an earlier attempt holds the name: the gang waits for it to go.
@@ -327,7 +384,8 @@ enum Created {
 /// A pod that already existed when the gang's was created.
 enum Existing {
     OfEarlierAttempt,
-    Unbound,
+    /// Unbound, of this UID.
+    Unbound(Option<String>),
     Bound,
 }
 
@@ -386,19 +444,4 @@ fn owned_by(pod: &Pod, uid: Option<&str>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pods_are_found_by_their_controller_owner() {
-        let pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "x-0", "ownerReferences": [
-                {"apiVersion": "verdant.dev/v1alpha1", "kind": "TrainingJob", "name": "x", "uid": "u1", "controller": true}
-            ]}
-        }))
-        .unwrap();
-        assert!(owned_by(&pod, Some("u1")));
-        assert!(!owned_by(&pod, Some("u2")));
-        assert!(!owned_by(&pod, None));
-    }
-}
+mod tests;

@@ -17,8 +17,13 @@
 //!   ([`transition::rejected`]), its pods are deleted and the engine no longer counts it,
 //!   so it holds no capacity. (That pass writes the status a second time: the rejection
 //!   is only known once the placement was written and the gang attempted.)
-//! - A deleted job's pods and Service go with it ([`cleanup`], under a finalizer).
+//! - A job whose namespace is being deleted neither restarts its gang when its pods go
+//!   first (the Namespace is read before any restart) nor retries creations the API
+//!   server refuses there (403 `NamespaceTerminating`): it waits for its own deletion.
+//! - A deleted job's pods and Service (if it has one) go with it ([`cleanup`], under a
+//!   finalizer).
 
+pub mod bindings;
 pub mod effect;
 pub mod execute;
 pub mod transition;
@@ -27,7 +32,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action as Requeue;
@@ -42,12 +47,18 @@ use crate::labels::FINALIZER;
 use crate::lifecycle::observe;
 use crate::metrics::label;
 use crate::topology::job_id;
+use crate::workload::needs_service;
 use execute::{Executor, delete_owned_pods};
 use transition::{JobPlan, Observed, transition};
 
 /// Reconciles one TrainingJob.
 pub async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Requeue> {
     ctx.metrics.reconciliations.inc();
+    if !job.spec.managed_by_verdant() {
+        // Another controller runs it (`spec.managedBy`, immutable): no finalizer, no
+        // status, no pods from Verdant.
+        return Ok(Requeue::await_change());
+    }
     let namespace = job.namespace().ok_or_else(|| {
         Error::Invalid(format!("TrainingJob {} has no namespace", job.name_any()))
     })?;
@@ -90,14 +101,28 @@ async fn apply(job: Arc<TrainingJob>, ctx: &Context, api: &Api<TrainingJob>) -> 
     );
     let (decision, assumed) = ctx.plan.for_job(&job_id(&job));
     let nodes = existing_nodes(ctx, &previous, assumed.as_ref(), &gang);
-    let observed = Observed {
+    let mut observed = Observed {
         job: &job,
         gang: &gang,
         nodes: &nodes,
+        namespace_terminating: false,
     };
-    let outcome = transition(&observed, &JobPlan { decision, assumed }, now);
+    let plan = JobPlan { decision, assumed };
+    let mut outcome = transition(&observed, &plan, now);
+    // Asked only when the gang would restart: pods vanish first when a namespace is
+    // deleted, and a restart there would be torn down again by the teardown.
+    if outcome.gang_lost && namespace_terminating(ctx, &namespace).await {
+        info!(job = %job_id(&job), "the namespace is being deleted: the gang is not restarted");
+        observed.namespace_terminating = true;
+        outcome = transition(&observed, &plan, now);
+    }
     let executor = Executor::new(ctx, &job, api, &gang, now);
     match executor.apply(&previous, &outcome).await {
+        // Nothing can be created there any more, and the job is deleted soon.
+        Err(error) if error.is_namespace_terminating() => {
+            info!(job = %job_id(&job), %error, "the namespace is being deleted: the job waits for its deletion");
+            Ok(Requeue::await_change())
+        }
         Err(Error::Rejected { object, message }) => {
             warn!(job = %job_id(&job), %object, %message, "the API server rejected the job's workload; the job fails");
             ctx.metrics
@@ -109,6 +134,20 @@ async fn apply(job: Arc<TrainingJob>, ctx: &Context, api: &Api<TrainingJob>) -> 
             executor.apply(&outcome.status, &failed).await
         }
         other => other,
+    }
+}
+
+/// Whether `namespace` is being deleted (or is gone). A failed look is "no": the gang is
+/// restarted as it would be without the check.
+async fn namespace_terminating(ctx: &Context, namespace: &str) -> bool {
+    let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+    match namespaces.get_opt(namespace).await {
+        Ok(Some(found)) => found.metadata.deletion_timestamp.is_some(),
+        Ok(None) => true,
+        Err(error) => {
+            warn!(%namespace, %error, "could not read the namespace of a gang to restart");
+            false
+        }
     }
 }
 
@@ -141,12 +180,20 @@ async fn cleanup(job: Arc<TrainingJob>, ctx: &Context) -> Result<Requeue> {
     let namespace = job.namespace().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     delete_owned_pods(&pods, &job).await?;
+    // A job of one replica that is not elastic never had a Service, unless it was placed
+    // on several nodes under an earlier spec.
+    let placed_on = job.status.as_ref().map_or(0, |s| s.nodes.len());
+    let had_service = needs_service(&job) || placed_on > 1;
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &namespace);
-    match services
-        .delete(&job.name_any(), &DeleteParams::default())
-        .await
-    {
-        Ok(_) => {}
+    let deleted = match had_service {
+        true => services
+            .delete(&job.name_any(), &DeleteParams::default())
+            .await
+            .map(drop),
+        false => Ok(()),
+    };
+    match deleted {
+        Ok(()) => {}
         // 400: a name no Service can have (a job from before names were validated).
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 400 => {}
         Err(e) => {

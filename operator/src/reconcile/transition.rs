@@ -22,6 +22,9 @@
 //!   ([`events`]) and published right after the status is written, so a retried pass
 //!   publishes nothing twice.
 //!
+//! - A gang whose pods vanish because its namespace is being deleted is not restarted
+//!   ([`Observed::namespace_terminating`]): the job is deleted after them.
+//!
 //! # Assumptions
 //! The observed gang is of the current attempt (`status.restarts`); pods still missing
 //! from the cache count as lost only once the gang had fully started.
@@ -48,6 +51,9 @@ pub struct Observed<'a> {
     pub gang: &'a Gang,
     /// The names of the nodes that exist.
     pub nodes: &'a BTreeSet<String>,
+    /// The job's namespace is being deleted: pods that vanish are its teardown, not a
+    /// lost replica, and the job goes soon after them (its finalizer cleans up).
+    pub namespace_terminating: bool,
 }
 
 /// What the last scheduling cycle said about the job.
@@ -104,6 +110,8 @@ struct Pass<'a> {
     now: jiff::Timestamp,
     status: TrainingJobStatus,
     effects: Vec<Effect>,
+    namespace_terminating: bool,
+    gang_lost: bool,
 }
 
 impl<'a> Pass<'a> {
@@ -115,6 +123,8 @@ impl<'a> Pass<'a> {
             now,
             status,
             effects: Vec::new(),
+            namespace_terminating: observed.namespace_terminating,
+            gang_lost: false,
         }
     }
 
@@ -127,6 +137,7 @@ impl<'a> Pass<'a> {
             status: self.status,
             effects: self.effects,
             requeue,
+            gang_lost: self.gang_lost,
         }
     }
 
@@ -207,6 +218,9 @@ impl<'a> Pass<'a> {
             }
             return self.ttl();
         }
+        if let Some(queue) = crate::kueue::waiting_for_admission(self.job) {
+            return self.waiting_for_kueue(queue);
+        }
         if self.job.spec.run_policy.suspend {
             return self.suspended_by_user();
         }
@@ -278,6 +292,10 @@ impl<'a> Pass<'a> {
             .map(|p| p.describe())
             .or_else(|| planned_node_lost.map(|n| format!("planned node {n} disappeared")));
         if let Some(problem) = problem {
+            if self.namespace_terminating {
+                // Its teardown: the job is deleted next, nothing to restart.
+                return Requeue::AwaitChange;
+            }
             return self.restart(&problem);
         }
         if self.gang.all_succeeded() {
@@ -292,10 +310,10 @@ impl<'a> Pass<'a> {
         }
         if let Some(decision) = decision {
             match &decision.action {
-                // The engine suspends interruptible jobs only: GreenOnly ones in a
-                // brown-out, GreenPreferred ones with slack in a brown-out or to make room
-                // for a job at its latest start.
-                Action::Suspend if self.job.spec.energy.interruptible => {
+                // The engine suspends resumable (interruptible or elastic) jobs only:
+                // GreenOnly ones in a brown-out, GreenPreferred ones with slack in a
+                // brown-out or to make room for a job at its latest start.
+                Action::Suspend if self.job.spec.resumable() => {
                     self.delete_pods(&decision.message);
                     status::suspend(&mut self.status);
                     self.set_phase(
@@ -359,6 +377,7 @@ impl<'a> Pass<'a> {
     /// NCCL does not survive a lost rank: the whole gang goes, and is placed again while
     /// `backoffLimit` allows.
     fn restart(&mut self, problem: &str) -> Requeue {
+        self.gang_lost = true;
         self.delete_pods(problem);
         self.effects.push(Effect::ForgetAssumed);
         clear_placement(&mut self.status);
@@ -471,5 +490,6 @@ impl<'a> Pass<'a> {
     }
 }
 
+mod queued;
 #[cfg(test)]
 mod tests;

@@ -121,6 +121,8 @@ struct SiteMemory {
     /// name starts afresh.
     uid: Option<String>,
     forecast: ForecastState,
+    /// The batteries whose metrics were last recorded, to remove them with the site.
+    batteries: Vec<String>,
 }
 
 /// What can fail in a reconcile.
@@ -211,7 +213,11 @@ pub async fn reconcile(site: Arc<EnergySite>, sc: Arc<SiteContext>) -> Result<Ac
             .cloned()
             .collect();
         for site in gone {
-            sites.remove(&site);
+            if let Some(memory) = sites.remove(&site) {
+                for battery in &memory.batteries {
+                    storage::forget_battery(&ctx.metrics, &site, battery);
+                }
+            }
             forget_metrics(ctx, &site);
         }
         sites
@@ -293,6 +299,7 @@ pub async fn reconcile(site: Arc<EnergySite>, sc: Arc<SiteContext>) -> Result<Ac
         .map(|p| p.name.clone())
         .collect();
     storage::record_metrics(&ctx.metrics, &name, &status.storage, &gone);
+    memory.batteries = status.storage.iter().map(|b| b.name.clone()).collect();
     if status != previous {
         write_status(ctx, &site, &status).await?;
     }

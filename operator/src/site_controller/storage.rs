@@ -85,6 +85,14 @@ pub fn engine_storage(site: &EnergySite) -> Vec<BatteryState> {
         .collect()
 }
 
+/// The power, in W, the site's batteries with energy above their floor could deliver
+/// now: what the accounting may bill as renewable into a deficit (it never counts more
+/// than the deficit). The batteries charge from surplus renewables only (`estimate`), so
+/// what they deliver is renewable and was not billed when it was stored.
+pub fn discharge_available_w(site: &EnergySite) -> f64 {
+    Storage::new(engine_storage(site)).available_discharge_kw() * 1000.0
+}
+
 /// `verdant_site_battery_state_of_charge_ratio` and `_kwh` for each battery now; the
 /// batteries named in `gone` (no longer in the spec) are removed.
 pub fn record_metrics(metrics: &Metrics, site: &str, storage: &[StorageStatus], gone: &[String]) {
@@ -164,6 +172,42 @@ mod tests {
         assert_eq!(tiny, first);
         let more = estimate(&[spec("a")], &first, 0.05, at(100), 1.0);
         assert!(more[0].state_of_charge_kwh > 10.0);
+    }
+
+    #[test]
+    fn only_batteries_above_their_floor_can_be_billed_as_discharging() {
+        let site = |socs: &[f64]| -> EnergySite {
+            let mut site: EnergySite = serde_json::from_value(serde_json::json!({
+                "apiVersion": "verdant.dev/v1alpha1", "kind": "EnergySite",
+                "metadata": {"name": "s"},
+                "spec": {"nodeSelector": {}, "location": {"latitude": 0.0, "longitude": 0.0},
+                         "forecast": {"provider": "Static", "static": {"constantKw": 0.0}}}
+            }))
+            .unwrap();
+            site.spec.storage = vec![spec("a"), spec("b")];
+            site.status = Some(verdant_crds::EnergySiteStatus {
+                storage: ["a", "b"]
+                    .iter()
+                    .zip(socs)
+                    .map(|(name, &kwh)| StorageStatus {
+                        name: (*name).to_owned(),
+                        state_of_charge_kwh: kwh,
+                        state_of_charge_percent: kwh,
+                        time: Time(at(0)),
+                    })
+                    .collect(),
+                ..Default::default()
+            });
+            site
+        };
+        // Both above the 10 kWh floor: 2 × 40 kW; one at its floor: 40 kW; none: 0.
+        assert_eq!(discharge_available_w(&site(&[50.0, 11.0])), 80_000.0);
+        assert_eq!(discharge_available_w(&site(&[50.0, 10.0])), 40_000.0);
+        assert_eq!(discharge_available_w(&site(&[10.0, 10.0])), 0.0);
+        // No estimate yet: at the floor, nothing billed.
+        let mut fresh = site(&[50.0, 50.0]);
+        fresh.status = None;
+        assert_eq!(discharge_available_w(&fresh), 0.0);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use clap::Parser;
 use verdant_sim::PolicyKind;
 use verdant_sim::cli::{RunResult, SimulateArgs, prepare, run};
 use verdant_sim::metrics::PolicyMetrics;
-use verdant_sim::report::{DEFINITIONS, Report, results_table, setup_text, sites_table};
+use verdant_sim::report::{DEFINITIONS, results_table, setup_text, sites_table};
 
 #[derive(Parser)]
 #[command(
@@ -100,13 +100,14 @@ struct Goal {
     met: bool,
 }
 
-fn goals(report: &Report) -> Vec<Goal> {
+fn goals(outcome: &Outcome<'_>) -> Vec<Goal> {
+    let report = &outcome.result.report;
     let m = |p: PolicyKind| &report.policies[p.name()];
     let verdant = m(PolicyKind::Verdant);
     let fifo = m(PolicyKind::Fifo);
     let of_oracle = verdant.fraction_of_oracle.unwrap_or(0.0);
     let over_fifo = verdant.renewable_kwh / fifo.renewable_kwh.max(f64::MIN_POSITIVE);
-    vec![
+    let mut goals = vec![
         Goal {
             name: "verdant reaches ≥ 90 % of the oracle's renewable energy",
             value: format!("{:.1} %", 100.0 * of_oracle),
@@ -133,7 +134,23 @@ fn goals(report: &Report) -> Vec<Goal> {
             ),
             met: verdant.added_delay_p95_slack_ratio <= 1.0,
         },
-    ]
+    ];
+    // Every GreenPreferred job elastic, none checkpointing (the last elastic run).
+    if let Some((share, elastic)) = outcome.elastic.last() {
+        let of_oracle = elastic.fraction_of_oracle.unwrap_or(0.0);
+        goals.push(Goal {
+            name: "no job checkpointing, every GreenPreferred job elastic: ≥ 90 % of the oracle, \
+                   no feasible deadline missed",
+            value: format!(
+                "{:.1} % at {:.0} % elastic, {} missed",
+                100.0 * of_oracle,
+                100.0 * share,
+                elastic.feasible_deadline_misses
+            ),
+            met: of_oracle >= 0.9 && elastic.feasible_deadline_misses == 0,
+        });
+    }
+    goals
 }
 
 fn run_scenario<'a>(cli: &Cli, scenario: &'a Scenario) -> anyhow::Result<Outcome<'a>> {
@@ -219,7 +236,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(&cli.doc, document(&outcomes, &notes))?;
     println!("{}", cli.doc.display());
     for o in &outcomes {
-        for g in goals(&o.result.report) {
+        for g in goals(o) {
             let verdict = if g.met { "met" } else { "NOT MET" };
             println!("{}: {verdict}: {}: {}", o.scenario.key, g.name, g.value);
         }
@@ -269,7 +286,7 @@ fn document(outcomes: &[Outcome<'_>], notes: &str) -> String {
     let titles: Vec<&str> = outcomes.iter().map(|o| o.scenario.title).collect();
     let _ = writeln!(md, "| goal | {} |", titles.join(" | "));
     let _ = writeln!(md, "|---|{}", "---|".repeat(outcomes.len()));
-    let per_scenario: Vec<Vec<Goal>> = outcomes.iter().map(|o| goals(&o.result.report)).collect();
+    let per_scenario: Vec<Vec<Goal>> = outcomes.iter().map(goals).collect();
     for (i, goal) in per_scenario[0].iter().enumerate() {
         let cells: Vec<String> = per_scenario
             .iter()
@@ -345,19 +362,27 @@ fn document(outcomes: &[Outcome<'_>], notes: &str) -> String {
     let _ = writeln!(
         md,
         "\n## Elastic jobs\n\n\
-         Without checkpointing, elastic GreenPreferred jobs (`spec.elastic`, from ⌈replicas / \
-         2⌉ to 2 × replicas) grow on renewable headroom and shrink when it drops, instead of \
-         being suspended; each resize loses a minute of work. The oracle runs a job at most at \
-         its submitted size; where it bills every job's energy as renewable (summer and \
-         winter) it is an upper bound all the same:\n\n\
+         No job sets `interruptible` here; a share of the GreenPreferred jobs is elastic \
+         (`spec.elastic`, from ⌈replicas / 2⌉ to 2 × replicas). They grow on renewable \
+         headroom and shrink when it drops; each resize loses a minute of work. torchrun \
+         restarts an elastic job's workers from their checkpoint at every resize, so an \
+         elastic job is resumable: once shrinking (not below its minimum) does not close a \
+         brown-out, it is suspended like an interruptible job (losing 5 minutes), with the \
+         same slack rule. Most jobs of the trace have one replica (min 1), so shrinking alone \
+         rarely helps: before elastic jobs could be suspended below their minimum, 100 % \
+         elastic reached 79.8 % of the oracle in summer, 82.4 % in winter and 76.1 % with \
+         plants at half size. The oracle runs a job at most at its submitted size; where it \
+         bills every job's energy as renewable (summer and winter) it is an upper bound all \
+         the same:\n\n\
          | scenario | GreenPreferred jobs elastic | renewable kWh | of oracle | renewable share \
-         | deadline misses (feasible) | delay p95 |\n|---|---:|---:|---:|---:|---:|---:|"
+         | deadline misses (feasible) | delay p95 | suspensions |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|"
     );
     for o in outcomes {
         for (share, m) in &o.elastic {
             let _ = writeln!(
                 md,
-                "| {} | {:.0} % | {:.0} | {:.1} % | {:.1} % | {} ({}) | {:.1} h |",
+                "| {} | {:.0} % | {:.0} | {:.1} % | {:.1} % | {} ({}) | {:.1} h | {} |",
                 o.scenario.title,
                 100.0 * share,
                 m.renewable_kwh,
@@ -366,6 +391,7 @@ fn document(outcomes: &[Outcome<'_>], notes: &str) -> String {
                 m.deadline_misses,
                 m.feasible_deadline_misses,
                 m.delay_p95_s / 3600.0,
+                m.suspensions.unwrap_or(0),
             );
         }
     }

@@ -302,3 +302,58 @@ pub fn shrinking() -> Snapshot {
         vec![elastic(j, 1, 4, None)],
     )
 }
+
+#[test]
+fn an_elastic_job_at_its_minimum_is_suspended_like_an_interruptible_one() {
+    // 8 kW drawn on 2 kW, past the grace period. Both jobs are elastic and at their
+    // minimum, neither says it checkpoints: the GreenPreferred one with three hours of
+    // slack is resumable (torchrun restarts elastic workers from their checkpoint) and is
+    // suspended; the Immediate one never is.
+    let mut green = elastic(
+        running(
+            job("ns/green", 1, 4, Policy::GreenPreferred),
+            "solar",
+            vec![0],
+            NOW - 600,
+        ),
+        1,
+        2,
+        Some(NOW - HOUR),
+    );
+    green.latest_start_s = Some(NOW + 3 * HOUR);
+    let now = elastic(
+        running(
+            job("ns/now", 1, 4, Policy::Immediate),
+            "solar",
+            vec![1],
+            NOW - 600,
+        ),
+        1,
+        2,
+        Some(NOW - HOUR),
+    );
+    let mut solar = site("solar", &[2.0; 4]);
+    solar.headroom_negative_since_s = Some(NOW - HOUR);
+    let snap = snapshot(vec![solar], four_nodes(2), vec![green, now]);
+    let d = run(&snap);
+    let suspended = find(&d, "ns/green");
+    assert_eq!(
+        (&suspended.action, suspended.reason),
+        (&Action::Suspend, Reason::SuspendedForRenewables),
+        "{}",
+        suspended.message
+    );
+    assert!(
+        suspended
+            .message
+            .contains("elastic, at 1 replica(s) (min 1): it resumes from its checkpoint"),
+        "{}",
+        suspended.message
+    );
+    assert_eq!(find(&d, "ns/now").action, Action::Keep);
+
+    // Without slack it keeps running, as an interruptible job would.
+    let mut tight = snap.clone();
+    tight.jobs[0].latest_start_s = Some(NOW + HOUR / 2);
+    assert_eq!(find(&run(&tight), "ns/green").action, Action::Keep);
+}

@@ -260,7 +260,7 @@ fn check_invariants(snap: &Snapshot, decisions: &[Decision]) -> Result<(), TestC
                 ));
             }
             Action::Suspend => {
-                prop_assert!(is_running && j.interruptible);
+                prop_assert!(is_running && j.resumable());
                 prop_assert!(
                     j.policy == Policy::GreenOnly
                         || (j.policy == Policy::GreenPreferred

@@ -33,6 +33,8 @@ struct World {
     decision: Option<Decision>,
     #[serde(default)]
     placement: Option<Placement>,
+    #[serde(default)]
+    namespace_terminating: bool,
 }
 
 /// An assumed placement, as the cycle leaves it.
@@ -98,6 +100,7 @@ fn run(world: &World) -> Outcome {
         job: &job,
         gang: &world.gang,
         nodes: &world.nodes,
+        namespace_terminating: world.namespace_terminating,
     };
     transition(&observed, &plan, now())
 }
@@ -269,6 +272,20 @@ nodes: [n1]
         requeue: Some(2),
     },
     Case {
+        name: "a gang whose pods vanish while its namespace is deleted is not restarted",
+        world: "
+job:
+  status: {phase: Running, reason: PlacedGreen, site: solar-a, nodes: [n1, n2], restarts: 0}
+gang: {replicas: [{name: j-0, node: n1, phase: Running}, null], stale: [j-1]}
+nodes: [n1, n2]
+namespace_terminating: true
+",
+        phase: JobPhase::Running,
+        reason: "PlacedGreen",
+        effects: &[],
+        requeue: None,
+    },
+    Case {
         name: "a planned node that disappeared before its pod existed restarts the gang",
         world: "
 job:
@@ -375,6 +392,25 @@ decision: {job: ns/j, action: Suspend, reason: SuspendedForRenewables, message: 
         requeue: Some(30),
     },
     Case {
+        name: "an elastic job is resumable: the engine may suspend it without interruptible",
+        world: "
+job:
+  spec: {replicas: 2, energy: {policy: GreenPreferred}, elastic: {minReplicas: 1, maxReplicas: 4}}
+  status: {phase: Running, reason: ScaledDown, site: solar-a, nodes: [n1, n2], startTime: '2026-01-01T11:30:00Z'}
+gang: {replicas: [{name: j-0, node: n1, phase: Running}, {name: j-1, node: n2, phase: Running}]}
+nodes: [n1, n2]
+decision: {job: ns/j, action: Suspend, reason: SuspendedForRenewables, message: 'elastic, at its minimum'}
+",
+        phase: JobPhase::Suspended,
+        reason: "SuspendedForRenewables",
+        effects: &[
+            "DeletePods",
+            "Event SuspendedForRenewables Suspended",
+            "WakeScheduler",
+        ],
+        requeue: Some(30),
+    },
+    Case {
         name: "a job that is not interruptible is never suspended by the engine",
         world: "
 job:
@@ -437,6 +473,34 @@ job: {status: {phase: Suspended, reason: SuspendedByUser, site: solar-a}}
         reason: "Resuming",
         effects: &["Event Resuming Suspended", "WakeScheduler"],
         requeue: Some(2),
+    },
+    Case {
+        name: "a job queued in Kueue and not yet admitted waits for Kueue, not the engine",
+        world: "
+job:
+  metadata: {labels: {kueue.x-k8s.io/queue-name: team}}
+  status: {phase: Pending, reason: Queued}
+decision: {job: ns/j, action: Wait, reason: WaitingForCapacity, message: 'no 2 free GPUs'}
+",
+        phase: JobPhase::Pending,
+        reason: "WaitingForKueue",
+        effects: &["ForgetAssumed", "Event WaitingForKueue Pending"],
+        requeue: None,
+    },
+    Case {
+        name: "a running job whose Workload Kueue evicted (suspended) loses its pods",
+        world: "
+job:
+  metadata: {labels: {kueue.x-k8s.io/queue-name: team}, annotations: {kueue.verdant.dev/started: w}}
+  spec: {runPolicy: {suspend: true}}
+  status: {phase: Running, reason: PlacedGreen, site: solar-a, nodes: [n1, n2], startTime: '2026-01-01T11:30:00Z'}
+gang: {replicas: [{name: j-0, node: n1, phase: Running}, {name: j-1, node: n2, phase: Running}]}
+nodes: [n1, n2]
+",
+        phase: JobPhase::Suspended,
+        reason: "WaitingForKueue",
+        effects: &["DeletePods", "ForgetAssumed", "Event WaitingForKueue Suspended"],
+        requeue: None,
     },
     Case {
         name: "a job running past activeDeadlineSeconds fails",
@@ -729,6 +793,7 @@ fn a_rejected_workload_fails_the_job_and_frees_its_capacity() {
         job: &job,
         gang: &world.gang,
         nodes: &world.nodes,
+        namespace_terminating: world.namespace_terminating,
     };
     let attempted = run(&world).status;
     let failed = rejected(
@@ -773,6 +838,7 @@ fn every_lifecycle_reason_is_produced_by_some_case() {
         job: &job,
         gang: &world.gang,
         nodes: &world.nodes,
+        namespace_terminating: world.namespace_terminating,
     };
     outcomes.push(rejected(
         &observed,
@@ -794,5 +860,20 @@ fn every_lifecycle_reason_is_produced_by_some_case() {
         .collect();
     for reason in Reason::LIFECYCLE {
         assert!(produced.contains(&reason), "no case produces {reason}");
+    }
+}
+
+#[test]
+fn only_a_lost_replica_or_node_marks_the_gang_lost() {
+    for case in CASES {
+        let world = world(case.world);
+        let outcome = run(&world);
+        let was_placed = job_of(&world)
+            .status
+            .is_some_and(|s| matches!(s.phase, JobPhase::Starting | JobPhase::Running));
+        let lost = was_placed
+            && matches!(case.reason, "GangRestart" | "BackoffLimitExceeded")
+            && kinds(&outcome.effects).contains(&"DeletePods".to_owned());
+        assert_eq!(outcome.gang_lost, lost, "{}", case.name);
     }
 }
