@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// Leader election, for more than one replica.
     #[command(flatten)]
     pub leader: crate::leader::LeaderArgs,
+
+    /// MultiKueue: Verdant as the External dispatcher on a manager cluster.
+    #[command(flatten)]
+    pub dispatcher: crate::kueue::dispatcher::DispatcherArgs,
 }
 
 /// How logs are written.

@@ -189,6 +189,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     // TrainingJobs queued in Kueue: their Workloads, admission and eviction.
     let kueue = crate::kueue::controller::run(ctx.clone());
+    // On a MultiKueue manager: the worker cluster of each queued job, by renewable headroom.
+    let dispatcher = args
+        .dispatcher
+        .multikueue_dispatcher
+        .then(|| crate::kueue::dispatcher::run(ctx.clone(), args.dispatcher.clone()));
     let controlling = controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
@@ -250,6 +255,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         kueue.await;
         Ok("kueue controller")
     }));
+    if let Some(dispatcher) = dispatcher {
+        let leading = leadership.clone();
+        acting.push(tasks.spawn(async move {
+            leading.acquired().await;
+            dispatcher.await;
+            Ok("multikueue dispatcher")
+        }));
+    }
     let leading = leadership.clone();
     acting.push(tasks.spawn(async move {
         leading.acquired().await;

@@ -117,6 +117,12 @@ impl KueueProcess {
     /// Installs Kueue's CRDs, certificates and webhooks on `plane`, starts the manager and
     /// waits until it is ready and its webhooks answer the API server.
     pub async fn start(plane: &ControlPlane) -> anyhow::Result<Self> {
+        Self::start_with(plane, "").await
+    }
+
+    /// [`Self::start`] with `extra`, top-level keys of Kueue's configuration appended to
+    /// the fixture's (e.g. a `multiKueue:` section, see [`multikueue_manager_config`]).
+    pub async fn start_with(plane: &ControlPlane, extra: &str) -> anyhow::Result<Self> {
         let binary = kueue_binary()?;
         let manifests = binary.parent().context("the Kueue binary's folder")?;
         let free_port = || -> anyhow::Result<u16> {
@@ -134,7 +140,7 @@ impl KueueProcess {
         let config = dir.join("config.yaml");
         std::fs::write(
             &config,
-            configuration(&certs, webhook_port, health_port, metrics_port),
+            configuration(&certs, webhook_port, health_port, metrics_port) + extra,
         )?;
         let log = dir.join("kueue.log");
         let file = std::fs::File::create(&log)?;
@@ -417,6 +423,18 @@ async fn install(
     Ok(())
 }
 
+/// The configuration a MultiKueue manager adds to the fixture's: Verdant as the External
+/// dispatcher (`dispatcher`), and the generic adapter for TrainingJobs.
+pub fn multikueue_manager_config(dispatcher: &str) -> String {
+    format!(
+        "multiKueue:\n  dispatcherName: {dispatcher}\n  externalFrameworks:{}\n",
+        EXTERNAL_FRAMEWORKS
+            .iter()
+            .map(|f| format!("\n  - name: {f}"))
+            .collect::<String>()
+    )
+}
+
 /// Kueue's `--config` file (`config.kueue.x-k8s.io/v1beta2` Configuration).
 fn configuration(certs: &Path, webhook: u16, health: u16, metrics: u16) -> String {
     let list = |items: &[&str]| {
@@ -454,4 +472,79 @@ integrations:
         frameworks = list(FRAMEWORKS),
         external = list(EXTERNAL_FRAMEWORKS),
     )
+}
+
+/// A Kueue object of `kind` named `name` with `spec` (cluster-scoped unless the caller's
+/// `Api` is namespaced).
+pub fn object(kind: &str, name: &str, spec: Value) -> anyhow::Result<DynamicObject> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": format!("{GROUP}/{VERSION}"),
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }))?)
+}
+
+/// The queues of a GPU cluster: a ResourceFlavor `flavor` with `node_labels`, a
+/// ClusterQueue `gpus` of `quota` `nvidia.com/gpu` in it, with the spec fields of
+/// `cluster_queue` besides (preemption, admission checks), and the LocalQueue `team` in
+/// `namespace`. Waits until the ClusterQueue is active.
+pub async fn gpu_queues(
+    client: &kube::Client,
+    namespace: &str,
+    flavor: &str,
+    node_labels: Value,
+    quota: u32,
+    cluster_queue: Value,
+) -> anyhow::Result<()> {
+    let post = PostParams::default();
+    let flavors: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resource("ResourceFlavor", "resourceflavors"),
+    );
+    flavors
+        .create(
+            &post,
+            &object("ResourceFlavor", flavor, json!({"nodeLabels": node_labels}))?,
+        )
+        .await?;
+    let cluster_queues: Api<DynamicObject> =
+        Api::all_with(client.clone(), &resource("ClusterQueue", "clusterqueues"));
+    let mut spec = json!({
+        "namespaceSelector": {},
+        "resourceGroups": [{
+            "coveredResources": ["nvidia.com/gpu"],
+            "flavors": [{"name": flavor, "resources": [{"name": "nvidia.com/gpu", "nominalQuota": quota}]}],
+        }],
+    });
+    for (key, value) in cluster_queue.as_object().into_iter().flatten() {
+        spec[key] = value.clone();
+    }
+    cluster_queues
+        .create(&post, &object("ClusterQueue", "gpus", spec)?)
+        .await?;
+    crate::wait::until(
+        "ClusterQueue gpus to be active",
+        Duration::from_secs(90),
+        || async {
+            let cq = serde_json::to_value(cluster_queues.get("gpus").await?)?;
+            Ok(match condition(&cq, "Active") {
+                Some(("True", _, _)) => Ok(()),
+                other => Err(format!("Active: {other:?}")),
+            })
+        },
+    )
+    .await?;
+    let local_queues: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &resource("LocalQueue", "localqueues"),
+    );
+    local_queues
+        .create(
+            &post,
+            &object("LocalQueue", "team", json!({"clusterQueue": "gpus"}))?,
+        )
+        .await?;
+    Ok(())
 }

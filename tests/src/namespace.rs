@@ -28,6 +28,18 @@ impl TestNamespace {
         test: &str,
     ) -> anyhow::Result<Self> {
         let name = format!("e2e-{}-{}", sanitize(test), crate::unique_suffix());
+        Self::create_named(plane, client, test, &name).await
+    }
+
+    /// [`Self::create`] with the name `name`: the same namespace in another cluster (a
+    /// MultiKueue worker keeps the manager's namespaces).
+    pub async fn create_named(
+        plane: &ControlPlane,
+        client: &kube::Client,
+        test: &str,
+        name: &str,
+    ) -> anyhow::Result<Self> {
+        let name = name.to_owned();
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let namespace = Namespace {
             metadata: ObjectMeta {

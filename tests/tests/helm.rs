@@ -405,6 +405,43 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
     let security = &container(agent, "agent")["securityContext"];
     assert!(security["capabilities"].get("add").is_none(), "{security}");
 
+    // MultiKueue's dispatcher on a manager cluster: its flags, read access to Kueue's
+    // MultiKueue objects, and the Secrets of Kueue's namespace alone.
+    let objects = render(
+        home,
+        "multikueue",
+        "operator:\n  multiKueueDispatcher:\n    enabled: true\n    kueueNamespace: kueue\n",
+    )?;
+    let operator_args = args(container(
+        find(&objects, "Deployment", "verdant-operator"),
+        "operator",
+    ));
+    assert!(operator_args.contains(&"--multikueue-dispatcher".to_owned()));
+    assert!(operator_args.contains(&"--kueue-namespace=kueue".to_owned()));
+    let granted = rules(find(&objects, "ClusterRole", "verdant-operator"));
+    for resource in ["admissionchecks", "multikueueconfigs", "multikueueclusters"] {
+        let key = ("kueue.x-k8s.io".to_owned(), resource.to_owned());
+        let get: BTreeSet<String> = ["get".to_owned()].into();
+        assert_eq!(granted.get(&key), Some(&get), "{resource}");
+    }
+    let role = find(&objects, "Role", "verdant-operator-multikueue");
+    assert_eq!(role["metadata"]["namespace"], "kueue");
+    assert_eq!(rules(role), expected_rules(&[("", "secrets", &["get"])]));
+    let binding = find(&objects, "RoleBinding", "verdant-operator-multikueue");
+    assert_eq!(binding["subjects"][0]["name"], OPERATOR_SA);
+    assert!(
+        !args(container(
+            find(
+                &render(home, "no-multikueue", "{}\n")?,
+                "Deployment",
+                "verdant-operator"
+            ),
+            "operator",
+        ))
+        .iter()
+        .any(|a| a.starts_with("--multikueue"))
+    );
+
     // No agent, SQLite without persistence.
     let objects = render(
         home,

@@ -13,20 +13,13 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use verdant_crds::{JobPhase, TrainingJob};
 use verdant_tests::jobs::node_of;
-use verdant_tests::kueue::{GROUP, KueueProcess, VERSION, condition, resource, resource_at};
+use verdant_tests::kueue::{
+    GROUP, KueueProcess, VERSION, condition, gpu_queues, object, resource, resource_at,
+};
 use verdant_tests::{ControlPlane, Scenario, TestNamespace, create_gpu_nodes, wait};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const OPERATOR: &str = env!("CARGO_BIN_EXE_e2e-operator");
-
-fn object(kind: &str, name: &str, spec: Value) -> anyhow::Result<DynamicObject> {
-    Ok(serde_json::from_value(json!({
-        "apiVersion": format!("{GROUP}/{VERSION}"),
-        "kind": kind,
-        "metadata": {"name": name},
-        "spec": spec,
-    }))?)
-}
 
 /// A Workload of `count` pods of 8 GPUs each in the LocalQueue `queue`.
 fn workload(name: &str, queue: &str, count: u32) -> anyhow::Result<DynamicObject> {
@@ -83,46 +76,7 @@ async fn kueue_admits_a_workload_within_gpu_quota_and_holds_the_next() -> anyhow
     let kueue = KueueProcess::start(&plane).await?;
     let post = PostParams::default();
 
-    let flavors: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &resource("ResourceFlavor", "resourceflavors"),
-    );
-    flavors
-        .create(&post, &object("ResourceFlavor", "gpu", json!({}))?)
-        .await?;
-    let cluster_queues: Api<DynamicObject> =
-        Api::all_with(client.clone(), &resource("ClusterQueue", "clusterqueues"));
-    let cq = object(
-        "ClusterQueue",
-        "gpus",
-        json!({
-            "namespaceSelector": {},
-            "resourceGroups": [{
-                "coveredResources": ["nvidia.com/gpu"],
-                "flavors": [{"name": "gpu", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 16}]}],
-            }],
-        }),
-    )?;
-    cluster_queues.create(&post, &cq).await?;
-    wait::until("ClusterQueue gpus to be active", TIMEOUT, || async {
-        let cq = serde_json::to_value(cluster_queues.get("gpus").await?)?;
-        Ok(match condition(&cq, "Active") {
-            Some(("True", _, _)) => Ok(()),
-            other => Err(format!("Active: {other:?}")),
-        })
-    })
-    .await?;
-    let local_queues: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        ns.name(),
-        &resource("LocalQueue", "localqueues"),
-    );
-    local_queues
-        .create(
-            &post,
-            &object("LocalQueue", "team", json!({"clusterQueue": "gpus"}))?,
-        )
-        .await?;
+    gpu_queues(&client, ns.name(), "gpu", json!({}), 16, json!({})).await?;
 
     let workloads: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
@@ -179,62 +133,17 @@ async fn kueue_admits_a_workload_within_gpu_quota_and_holds_the_next() -> anyhow
     Ok(())
 }
 
-/// A ResourceFlavor `green` for the nodes of site `green`, a ClusterQueue `gpus` of 16
-/// `nvidia.com/gpu` in it (with `preemption`), and the LocalQueue `team` in `namespace`;
-/// waits until the ClusterQueue is active.
-async fn queues(client: &kube::Client, namespace: &str, preemption: Value) -> anyhow::Result<()> {
-    let post = PostParams::default();
-    let flavors: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &resource("ResourceFlavor", "resourceflavors"),
-    );
-    let flavor = json!({"nodeLabels": {"verdant.dev/site": "green"}});
-    flavors
-        .create(&post, &object("ResourceFlavor", "green", flavor)?)
-        .await?;
-    let cluster_queues: Api<DynamicObject> =
-        Api::all_with(client.clone(), &resource("ClusterQueue", "clusterqueues"));
-    let spec = json!({
-        "namespaceSelector": {},
-        "preemption": preemption,
-        "resourceGroups": [{
-            "coveredResources": ["nvidia.com/gpu"],
-            "flavors": [{"name": "green", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": 16}]}],
-        }],
-    });
-    cluster_queues
-        .create(&post, &object("ClusterQueue", "gpus", spec)?)
-        .await?;
-    wait::until("ClusterQueue gpus to be active", TIMEOUT, || async {
-        let cq = serde_json::to_value(cluster_queues.get("gpus").await?)?;
-        Ok(match condition(&cq, "Active") {
-            Some(("True", _, _)) => Ok(()),
-            other => Err(format!("Active: {other:?}")),
-        })
-    })
-    .await?;
-    let local_queues: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        namespace,
-        &resource("LocalQueue", "localqueues"),
-    );
-    local_queues
-        .create(
-            &post,
-            &object("LocalQueue", "team", json!({"clusterQueue": "gpus"}))?,
-        )
-        .await?;
-    Ok(())
-}
-
 /// A scenario with Kueue, three nodes of 8 GPUs at the green site `green`, the queues of
-/// [`queues`], and the operator.
+/// [`gpu_queues`], and the operator.
 async fn kueue_scenario(name: &str, preemption: Value) -> anyhow::Result<(Scenario, KueueProcess)> {
     let mut s = Scenario::start(name, OPERATOR).await?;
     let kueue = KueueProcess::start(&s.plane).await?;
     create_gpu_nodes(&s.client, "green", "green", 3, 8).await?;
     s.site("green", json!({"constantKw": 1000.0})).await?;
-    queues(&s.client, s.ns.name(), preemption).await?;
+    // A ResourceFlavor `green` for the nodes of site `green`, and 16 GPUs of quota.
+    let labels = json!({"verdant.dev/site": "green"});
+    let preemption = json!({"preemption": preemption});
+    gpu_queues(&s.client, s.ns.name(), "green", labels, 16, preemption).await?;
     s.start_operator(&[])?;
     Ok((s, kueue))
 }

@@ -45,7 +45,8 @@ pub async fn run(ctx: Arc<Context>) {
         .await;
 }
 
-async fn kueue_served(client: &Client) -> bool {
+/// Whether Kueue's API (`kueue.x-k8s.io/v1beta2` Workloads) is served.
+pub(crate) async fn kueue_served(client: &Client) -> bool {
     client
         .list_api_group_resources(&format!("{GROUP}/{VERSION}"))
         .await

@@ -17,11 +17,15 @@
 //! Layers: [`workload`] (the Workload's shape and reading it), [`decide`] (the pure
 //! decision, jobframework's `ReconcileGenericJob`), [`podset`] (flavors into the pod
 //! template and back), [`controller`] (the I/O, a task of its own), and [`dispatch`]
-//! (MultiKueue: ranking worker clusters by renewable headroom, as an External dispatcher).
+//! (MultiKueue: ranking worker clusters by renewable headroom, as an External dispatcher),
+//! [`dispatcher`] (its I/O on a MultiKueue manager) and [`owned`] (the fields a field
+//! manager owns, for writing as Kueue's admission manager).
 
 pub mod controller;
 pub mod decide;
 pub mod dispatch;
+pub mod dispatcher;
+pub mod owned;
 pub mod podset;
 pub mod workload;
 
