@@ -281,14 +281,14 @@ async fn multikueue_sends_each_job_to_the_worker_with_the_most_renewable_headroo
     let _operator = OperatorProcess::start(&manager, OPERATOR, &["--multikueue-dispatcher"])?;
 
     // Worker A's site has 1,000 kW, B's 100 kW: the first job goes to A, and only there.
-    let finish = json!({"verdant.dev/kwok-succeed-after": "30s"});
+    let finish = json!({"verdant.dev/kwok-succeed-after": "60s"});
     submit(&client, &namespace, "first", finish).await?;
     let (cluster, wl) = assigned_cluster(&client, &namespace, "first").await?;
     assert_eq!(cluster, "worker-a", "{wl:#}");
     let note = nomination_event(
         &client,
         &namespace,
-        &wl["metadata"]["name"].as_str().unwrap_or_default(),
+        wl["metadata"]["name"].as_str().unwrap_or_default(),
     )
     .await?;
     assert!(note.starts_with("worker-a: site sun-a has"), "{note}");
