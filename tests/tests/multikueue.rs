@@ -278,7 +278,7 @@ async fn multikueue_sends_each_job_to_the_worker_with_the_most_renewable_headroo
     connect(&client, &[&a, &b]).await?;
     let checks = json!({"admissionChecksStrategy": {"admissionChecks": [{"name": "multikueue"}]}});
     gpu_queues(&client, &namespace, "default", json!({}), 64, checks).await?;
-    let _operator = OperatorProcess::start(&manager, OPERATOR, &["--multikueue-dispatcher"])?;
+    let operator = OperatorProcess::start(&manager, OPERATOR, &["--multikueue-dispatcher"])?;
 
     // Worker A's site has 1,000 kW, B's 100 kW: the first job goes to A, and only there.
     let finish = json!({"verdant.dev/kwok-succeed-after": "60s"});
@@ -305,6 +305,8 @@ async fn multikueue_sends_each_job_to_the_worker_with_the_most_renewable_headroo
     let (cluster, wl) = assigned_cluster(&client, &namespace, "second").await?;
     assert_eq!(cluster, "worker-b", "{wl:#}");
     runs_in(&client, &namespace, &b, "second").await?;
+    let nominated = "verdant_scheduling_decisions_total{reason=\"Nominated\"}";
+    assert_eq!(operator.metric(nominated).await?, Some(2.0));
 
     // The first job finishes in A: the manager's object shows it, its Workload is
     // Finished there.

@@ -137,6 +137,12 @@ async fn reconcile(wl: Arc<DynamicObject>, state: Arc<State>) -> Result<Action> 
         write_nomination(&state.ctx.client, &value, &names).await?;
         info!(workload = %format!("{}/{}", wl.namespace().unwrap_or_default(), wl.name_any()),
               clusters = ?names, %reason, "nominated for MultiKueue");
+        state
+            .ctx
+            .metrics
+            .decisions
+            .get_or_create(&crate::metrics::label("reason", "Nominated"))
+            .inc();
         let event = Event {
             type_: EventType::Normal,
             reason: "Nominated".into(),
