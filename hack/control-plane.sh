@@ -43,8 +43,27 @@ log() { echo "[control-plane] $*" >&2; }
 
 alive() { [[ -f "$dir/$1.pid" ]] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
+# A free port below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768 and
+# up by default) and below NodePorts (30000-32767, the real node's kube-proxy): a port
+# that bind(0) handed out and was closed again can be handed to any other socket before the
+# component binds it (etcd failed once with "address already in use" so), a port below the
+# range cannot. Random, so that control planes starting at once rarely pick the same one.
+# verdant_tests::free_port does the same for the tests' processes.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+  python3 -c '
+import random, socket
+for _ in range(200):
+    port = random.randint(20000, 29999)
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+    print(port)
+    break
+else:
+    raise SystemExit("no free port in 20000-29999")
+'
 }
 
 wait_for() { # desc, seconds, command...

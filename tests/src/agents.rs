@@ -3,7 +3,6 @@
 //! each with a ServiceAccount token of audience `verdant` bound to an agent pod on its
 //! node (the operator checks that the pod of a token runs on the node its report names).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -70,7 +69,7 @@ impl AgentProcess {
         ingest_url: &str,
         token_file: &Path,
     ) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = crate::free_port()?;
         let metrics_addr = format!("127.0.0.1:{port}");
         let mut command = Command::new(binary);
         command

@@ -46,6 +46,27 @@ pub fn examples_dir() -> std::path::PathBuf {
     repo_root().join("docs/examples")
 }
 
+/// A free loopback port for a process a test starts, from 20000-29999: below the kernel's
+/// ephemeral range (32768 and up), where a port that `bind(0)` handed out and was closed
+/// again can be taken by any outgoing connection before the process binds it, and below
+/// NodePorts (30000-32767, the real node's kube-proxy). Random, so that tests picking at
+/// once rarely pick the same one. `hack/control-plane.sh` picks its ports the same way.
+pub fn free_port() -> std::io::Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..200 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write(unique_suffix().as_bytes());
+        let port = 20_000 + (hasher.finish() % 10_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free port in 20000-29999",
+    ))
+}
+
 /// A short random-enough suffix for object names (time + pid + counter).
 pub fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,6 +1,5 @@
 //! The operator as a real process against a test control plane.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
@@ -56,7 +55,7 @@ impl OperatorProcess {
         args: &[String],
         env: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = crate::free_port()?;
         let log = log_dir.join(format!("operator-{port}.log"));
         let file = std::fs::File::create(&log)?;
         // Operators of parallel tests must not share the ingest port or the energy store:
@@ -72,7 +71,7 @@ impl OperatorProcess {
                 None => args.get(i + 1).cloned().unwrap_or_default(),
             },
             None => {
-                let ingest_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+                let ingest_port = crate::free_port()?;
                 let addr = format!("127.0.0.1:{ingest_port}");
                 args.extend(["--ingest-addr".to_owned(), addr.clone()]);
                 addr

@@ -3,7 +3,6 @@
 //! free port, scraping the given targets and evaluating the given rule files.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -57,7 +56,7 @@ impl Prometheus {
         let dir = tempfile::Builder::new()
             .prefix("verdant-prometheus-")
             .tempdir()?;
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = crate::free_port()?;
         let interval = format!("{}ms", interval.as_millis());
         // YAML is a superset of JSON: the configuration is written as JSON.
         let config = json!({

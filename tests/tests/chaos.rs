@@ -146,12 +146,7 @@ fn launch(
 }
 
 fn free_local_addr() -> anyhow::Result<String> {
-    Ok(format!(
-        "127.0.0.1:{}",
-        std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port()
-    ))
+    Ok(format!("127.0.0.1:{}", verdant_tests::free_port()?))
 }
 
 /// An agent's counter from its `/metrics`.

@@ -698,9 +698,7 @@ async fn start_chart_agent(
     )?;
 
     let c = container(daemonset, "agent");
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let metrics_port = verdant_tests::free_port()?;
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let replaced = [
         ("--operator-url", operator.ingest_url.clone()),
@@ -752,10 +750,7 @@ fn operator_command_line(
         "--cycle-seconds=2".to_owned(),
         "--debounce-ms=100".to_owned(),
     ]);
-    let ingest_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
+    let ingest_port = verdant_tests::free_port().unwrap();
     let mut env = Vec::new();
     for var in c["env"].as_array().unwrap() {
         let name = var["name"].as_str().unwrap().to_owned();

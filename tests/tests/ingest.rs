@@ -107,11 +107,7 @@ impl Rig {
             Some(old) => old.ingest_url.trim_start_matches("http://").to_owned(),
             None => format!(
                 "127.0.0.1:{}",
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port()
+                verdant_tests::free_port().expect("a free port")
             ),
         };
         let operator = OperatorProcess::start(
