@@ -21,7 +21,6 @@
 //! control plane, so tests that run Kueue take an owned one
 //! ([`ControlPlane::start_owned`]).
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
@@ -100,6 +99,30 @@ pub fn condition<'a>(object: &'a Value, kind: &str) -> Option<(&'a str, &'a str,
     Some((text("status"), text("reason"), text("message")))
 }
 
+/// Waits until the object `name` of `api` has the condition `kind` with `status`;
+/// returns the object.
+pub async fn wait_condition(
+    api: &Api<DynamicObject>,
+    name: &str,
+    kind: &str,
+    status: &str,
+    timeout: Duration,
+) -> anyhow::Result<Value> {
+    let what = api.resource_url();
+    crate::wait::until(
+        &format!("{what} {name} to have {kind}={status}"),
+        timeout,
+        || async {
+            let object = serde_json::to_value(api.get(name).await?)?;
+            Ok(match condition(&object, kind) {
+                Some((s, _, _)) if s == status => Ok(object),
+                other => Err(format!("{kind}: {other:?}")),
+            })
+        },
+    )
+    .await
+}
+
 /// A running Kueue manager, killed when dropped; its webhook configurations are removed
 /// then too (they would fail every Job and Kueue object once nothing answers them).
 pub struct KueueProcess {
@@ -125,9 +148,7 @@ impl KueueProcess {
     pub async fn start_with(plane: &ControlPlane, extra: &str) -> anyhow::Result<Self> {
         let binary = kueue_binary()?;
         let manifests = binary.parent().context("the Kueue binary's folder")?;
-        let free_port = || -> anyhow::Result<u16> {
-            Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-        };
+        let free_port = crate::free_port;
         let (webhook_port, health_port, metrics_port) = (free_port()?, free_port()?, free_port()?);
         let dir = plane.dir().join(format!("kueue-{webhook_port}"));
         let certs = dir.join("certs");
@@ -523,16 +544,12 @@ pub async fn gpu_queues(
     cluster_queues
         .create(&post, &object("ClusterQueue", "gpus", spec)?)
         .await?;
-    crate::wait::until(
-        "ClusterQueue gpus to be active",
+    wait_condition(
+        &cluster_queues,
+        "gpus",
+        "Active",
+        "True",
         Duration::from_secs(90),
-        || async {
-            let cq = serde_json::to_value(cluster_queues.get("gpus").await?)?;
-            Ok(match condition(&cq, "Active") {
-                Some(("True", _, _)) => Ok(()),
-                other => Err(format!("Active: {other:?}")),
-            })
-        },
     )
     .await?;
     let local_queues: Api<DynamicObject> = Api::namespaced_with(

@@ -15,6 +15,7 @@ use verdant_crds::{JobPhase, TrainingJob};
 use verdant_tests::jobs::node_of;
 use verdant_tests::kueue::{
     GROUP, KueueProcess, VERSION, condition, gpu_queues, object, resource, resource_at,
+    wait_condition,
 };
 use verdant_tests::{ControlPlane, Scenario, TestNamespace, create_gpu_nodes, wait};
 
@@ -54,18 +55,7 @@ async fn workload_condition(
     kind: &str,
     status: &str,
 ) -> anyhow::Result<Value> {
-    wait::until(
-        &format!("Workload {name} to have {kind}={status}"),
-        TIMEOUT,
-        || async {
-            let wl = serde_json::to_value(workloads.get(name).await?)?;
-            Ok(match condition(&wl, kind) {
-                Some((s, _, _)) if s == status => Ok(wl),
-                other => Err(format!("{kind}: {other:?}")),
-            })
-        },
-    )
-    .await
+    wait_condition(workloads, name, kind, status, TIMEOUT).await
 }
 
 #[tokio::test]

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use verdant_crds::{EnergySite, JobPhase, TrainingJob};
 use verdant_operator::kueue::dispatch::DISPATCHER_NAME;
 use verdant_tests::kueue::{
-    KueueProcess, NAMESPACE, condition, gpu_queues, multikueue_manager_config, object, resource,
+    KueueProcess, NAMESPACE, gpu_queues, multikueue_manager_config, object, resource,
+    wait_condition,
 };
 use verdant_tests::{
     ControlPlane, OperatorProcess, TestNamespace, create_gpu_nodes, jobs, sites, wait,
@@ -139,18 +140,7 @@ async fn connect(client: &Client, workers: &[&Worker]) -> anyhow::Result<()> {
     .create(&post, &object("AdmissionCheck", "multikueue", check)?)
     .await?;
     for name in names {
-        wait::until(
-            &format!("MultiKueueCluster {name} to be active"),
-            TIMEOUT,
-            || async {
-                let cluster = serde_json::to_value(clusters.get(name).await?)?;
-                Ok(match condition(&cluster, "Active") {
-                    Some(("True", _, _)) => Ok(()),
-                    other => Err(format!("Active: {other:?}")),
-                })
-            },
-        )
-        .await?;
+        wait_condition(&clusters, name, "Active", "True", TIMEOUT).await?;
     }
     Ok(())
 }
@@ -320,29 +310,13 @@ async fn multikueue_sends_each_job_to_the_worker_with_the_most_renewable_headroo
     })
     .await?;
     let (_, wl) = assigned_cluster(&client, &namespace, "first").await?;
-    wait::until(
-        "first's Workload to be Finished on the manager",
-        TIMEOUT,
-        || {
-            let name = wl["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            let workloads: Api<DynamicObject> = Api::namespaced_with(
-                client.clone(),
-                &namespace,
-                &resource("Workload", "workloads"),
-            );
-            async move {
-                let wl = serde_json::to_value(workloads.get(&name).await?)?;
-                Ok(match condition(&wl, "Finished") {
-                    Some(("True", _, _)) => Ok(()),
-                    other => Err(format!("Finished: {other:?}")),
-                })
-            }
-        },
-    )
-    .await?;
+    let workloads: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &namespace,
+        &resource("Workload", "workloads"),
+    );
+    let name = wl["metadata"]["name"].as_str().unwrap_or_default();
+    wait_condition(&workloads, name, "Finished", "True", TIMEOUT).await?;
     drop(kueue);
     Ok(())
 }
