@@ -117,7 +117,9 @@ impl Reason {
             Reason::Engine(_) => {
                 "A placement engine decision: see [scheduling.md](scheduling.md#reason-codes)."
             }
-            Reason::Queued => "Accepted, waiting for the first scheduling cycle.",
+            Reason::Queued => {
+                "Still undecided 5 s after its creation: waiting for the first scheduling cycle."
+            }
             Reason::SuspendedByUser => {
                 "`runPolicy.suspend` is true: the pods were deleted gracefully; the job is `Suspended`."
             }

@@ -42,6 +42,10 @@ use crate::snapshot::Assumed;
 use crate::status::{self, all_replicas, clear_placement};
 use crate::workload::pod_name;
 
+/// How long a new job may go without a status while the first scheduling cycle decides
+/// it; after that it is written `Pending`/`Queued`.
+pub const QUEUED_AFTER_S: i64 = 5;
+
 /// What the reconcile observed of one job.
 #[derive(Clone, Debug)]
 pub struct Observed<'a> {
@@ -112,6 +116,9 @@ struct Pass<'a> {
     effects: Vec<Effect>,
     namespace_terminating: bool,
     gang_lost: bool,
+    /// Nothing to write: the status stays as it is (a job the first cycle has not yet
+    /// decided).
+    unwritten: bool,
 }
 
 impl<'a> Pass<'a> {
@@ -125,10 +132,14 @@ impl<'a> Pass<'a> {
             effects: Vec::new(),
             namespace_terminating: observed.namespace_terminating,
             gang_lost: false,
+            unwritten: false,
         }
     }
 
     fn finish(mut self, previous: &TrainingJobStatus, requeue: Requeue) -> Outcome {
+        if self.unwritten {
+            self.status = previous.clone();
+        }
         status::set_size(&mut self.status, self.job);
         self.effects.extend(events(previous, &self.status));
         // Stable: within a stage, in the order decided.
@@ -181,6 +192,12 @@ impl<'a> Pass<'a> {
 
     fn wake_scheduler(&mut self) {
         self.effects.push(Effect::WakeScheduler);
+    }
+
+    /// Created less than [`QUEUED_AFTER_S`] ago (or of unknown age: no timestamp yet).
+    fn just_created(&self) -> bool {
+        let created = self.job.metadata.creation_timestamp.as_ref();
+        created.is_none_or(|t| self.now.as_second() - t.0.as_second() < QUEUED_AFTER_S)
     }
 
     fn deadline(&self) -> Option<jiff::Timestamp> {
@@ -447,6 +464,14 @@ impl<'a> Pass<'a> {
             return self.start_gang(placement);
         }
         let Some(decision) = &plan.decision else {
+            if self.status.reason.is_none() && self.just_created() {
+                // The next cycle (a debounce away) decides it, and its decision is the
+                // first status: a `Queued` write now would only cost a status write and
+                // an Event on the way to the pods. Written if no decision came by then.
+                self.wake_scheduler();
+                self.unwritten = true;
+                return Requeue::secs(QUEUED_AFTER_S as u64);
+            }
             if self.status.reason.is_none() {
                 self.set_phase(
                     JobPhase::Pending,

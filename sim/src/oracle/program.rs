@@ -66,7 +66,13 @@ pub(super) fn solve(
             if !window.due && !any_supply[hour] {
                 continue;
             }
-            let run = vars.add(variable().min(0.0).max(share));
+            // `run ≤ share` only where the job's work does not imply it (`Σ runs ≤
+            // work_h`): a bound is a row of the solver's system, and most jobs are
+            // shorter than an hour.
+            let run = match share < window.work_h {
+                true => vars.add(variable().min(0.0).max(share)),
+                false => vars.add(variable().min(0.0)),
+            };
             demand[hour].add_mul(window.gpus, run);
             has_jobs[hour] = true;
             job_runs.push((hour, run));
@@ -75,7 +81,8 @@ pub(super) fn solve(
     }
     let misses: Vec<Option<Variable>> = windows
         .iter()
-        .map(|w| w.due.then(|| vars.add(variable().min(0.0).max(w.work_h))))
+        // `miss ≤ work_h` follows from its row (`Σ runs + miss = work_h`, runs ≥ 0).
+        .map(|w| w.due.then(|| vars.add(variable().min(0.0))))
         .collect();
     // Per hour with jobs: the busy GPUs at each site with supply, and the rest pooled
     // (sites without supply are alike: their GPUs' energy is all grid).

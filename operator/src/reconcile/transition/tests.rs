@@ -140,7 +140,7 @@ nodes: [n1, n2, n3, n4]
 
 const CASES: &[Case] = &[
     Case {
-        name: "a new job is queued and wakes the scheduler",
+        name: "a job still undecided 5 s after its creation is queued and wakes the scheduler",
         world: "{}",
         phase: JobPhase::Pending,
         reason: "Queued",
@@ -875,5 +875,31 @@ fn only_a_lost_replica_or_node_marks_the_gang_lost() {
             && matches!(case.reason, "GangRestart" | "BackoffLimitExceeded")
             && kinds(&outcome.effects).contains(&"DeletePods".to_owned());
         assert_eq!(outcome.gang_lost, lost, "{}", case.name);
+    }
+}
+
+#[test]
+fn a_job_just_created_writes_nothing_until_the_first_cycle_decides_it() {
+    for (created, writes) in [
+        ("2026-01-01T11:59:59Z", false),
+        ("2026-01-01T11:59:56Z", false),
+        ("2026-01-01T11:59:55Z", true),
+    ] {
+        let world = world(&format!(
+            "job: {{metadata: {{creationTimestamp: '{created}'}}}}"
+        ));
+        let outcome = run(&world);
+        let (reason, effects) = (outcome.status.reason.as_deref(), kinds(&outcome.effects));
+        match writes {
+            false => {
+                assert_eq!(outcome.status, TrainingJobStatus::default(), "no write");
+                assert_eq!(effects, ["WakeScheduler"], "created {created}");
+                assert_eq!(outcome.requeue, Requeue::secs(5), "created {created}");
+            }
+            true => {
+                assert_eq!(reason, Some("Queued"), "created {created}");
+                assert_eq!(effects, ["Event Queued Pending", "WakeScheduler"]);
+            }
+        }
     }
 }
