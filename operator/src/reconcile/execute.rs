@@ -36,7 +36,7 @@ use super::bindings::Bindings;
 use super::effect::{Effect, Outcome, Requeue, Stage};
 use crate::context::Context;
 use crate::error::{Error, Result, rejection};
-use crate::labels::{FIELD_MANAGER, MANAGED_BY_LABEL, RESTART_LABEL};
+use crate::labels::{FIELD_MANAGER, JOB_NAME_LABEL, MANAGED_BY_LABEL, RESTART_LABEL};
 use crate::lifecycle::Gang;
 use crate::metrics::label;
 use crate::reason::Reason;
@@ -403,9 +403,8 @@ fn creation_error(object: String, error: kube::Error) -> Error {
 /// the operator can always delete what it created.
 pub async fn delete_owned_pods(pods: &Api<Pod>, job: &TrainingJob) -> Result<()> {
     let job_name = job.name_any();
-    let managed = format!("{MANAGED_BY_LABEL}=verdant");
     let listed = pods
-        .list(&ListParams::default().labels(&managed))
+        .list(&ListParams::default().labels(&owned_pods_selector(&job_name)))
         .await
         .map_err(Error::kube(format!("listing the pods of {job_name}")))?;
     let uid = job.uid();
@@ -420,6 +419,18 @@ pub async fn delete_owned_pods(pods: &Api<Pod>, job: &TrainingJob) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// The label selector of a job's pods: by its name, so that deleting a namespace of
+/// many jobs does not list every pod of the namespace once per job (at 250 gangs of 8
+/// that held the operator at 783 MiB). A name too long to be a label value (a job from
+/// before names were validated) never had pods: all of Verdant's pods are listed then.
+fn owned_pods_selector(job_name: &str) -> String {
+    let managed = format!("{MANAGED_BY_LABEL}=verdant");
+    match job_name.len() <= 63 {
+        true => format!("{managed},{JOB_NAME_LABEL}={job_name}"),
+        false => managed,
+    }
 }
 
 /// Deletes the named pods gracefully; one already gone is fine.

@@ -72,3 +72,16 @@ fn a_pod_bound_by_an_earlier_pass_is_not_bound_again_while_the_cache_lags() {
     );
     assert!(bindings.is_empty());
 }
+
+#[test]
+fn a_deleted_jobs_pods_are_listed_by_its_name_unless_no_label_can_hold_it() {
+    assert_eq!(
+        owned_pods_selector("llama"),
+        "app.kubernetes.io/managed-by=verdant,verdant.dev/job-name=llama"
+    );
+    let long = "a".repeat(64);
+    assert_eq!(
+        owned_pods_selector(&long),
+        "app.kubernetes.io/managed-by=verdant"
+    );
+}
