@@ -10,6 +10,8 @@ pub const FINALIZER: &str = "verdant.dev/cleanup";
 
 /// Label: the TrainingJob a pod or Service belongs to.
 pub const JOB_NAME_LABEL: &str = "verdant.dev/job-name";
+/// The longest label value Kubernetes accepts.
+pub const LABEL_VALUE_MAX_LENGTH: usize = 63;
 /// Label: the replica index (the node rank) of a pod.
 pub const REPLICA_INDEX_LABEL: &str = "verdant.dev/replica-index";
 /// Label: the gang restart count a pod was created for.

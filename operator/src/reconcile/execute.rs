@@ -36,7 +36,9 @@ use super::bindings::Bindings;
 use super::effect::{Effect, Outcome, Requeue, Stage};
 use crate::context::Context;
 use crate::error::{Error, Result, rejection};
-use crate::labels::{FIELD_MANAGER, JOB_NAME_LABEL, MANAGED_BY_LABEL, RESTART_LABEL};
+use crate::labels::{
+    FIELD_MANAGER, JOB_NAME_LABEL, LABEL_VALUE_MAX_LENGTH, MANAGED_BY_LABEL, RESTART_LABEL,
+};
 use crate::lifecycle::Gang;
 use crate::metrics::label;
 use crate::reason::Reason;
@@ -427,7 +429,7 @@ pub async fn delete_owned_pods(pods: &Api<Pod>, job: &TrainingJob) -> Result<()>
 /// before names were validated) never had pods: all of Verdant's pods are listed then.
 fn owned_pods_selector(job_name: &str) -> String {
     let managed = format!("{MANAGED_BY_LABEL}=verdant");
-    match job_name.len() <= 63 {
+    match job_name.len() <= LABEL_VALUE_MAX_LENGTH {
         true => format!("{managed},{JOB_NAME_LABEL}={job_name}"),
         false => managed,
     }

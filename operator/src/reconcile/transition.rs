@@ -133,10 +133,12 @@ impl<'a> Pass<'a> {
     }
 
     fn finish(mut self, previous: &TrainingJobStatus, requeue: Requeue) -> Outcome {
-        if self.unwritten {
-            self.status = previous.clone();
+        // A status left unwritten stays as it is, size included (an elastic job's would
+        // otherwise gain its bounds, and be written for them alone).
+        match self.unwritten {
+            true => self.status = previous.clone(),
+            false => status::set_size(&mut self.status, self.job),
         }
-        status::set_size(&mut self.status, self.job);
         self.effects.extend(events(previous, &self.status));
         // Stable: within a stage, in the order decided.
         self.effects.sort_by_key(Effect::stage);

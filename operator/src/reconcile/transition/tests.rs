@@ -880,13 +880,19 @@ fn only_a_lost_replica_or_node_marks_the_gang_lost() {
 
 #[test]
 fn a_job_just_created_writes_nothing_until_the_first_cycle_decides_it() {
-    for (created, writes) in [
-        ("2026-01-01T11:59:59Z", false),
-        ("2026-01-01T11:59:56Z", false),
-        ("2026-01-01T11:59:55Z", true),
+    for (created, spec, writes) in [
+        ("2026-01-01T11:59:59Z", "{}", false),
+        ("2026-01-01T11:59:56Z", "{}", false),
+        // An elastic job's size bounds are no reason to write either.
+        (
+            "2026-01-01T11:59:56Z",
+            "{elastic: {minReplicas: 1, maxReplicas: 4}}",
+            false,
+        ),
+        ("2026-01-01T11:59:55Z", "{}", true),
     ] {
         let world = world(&format!(
-            "job: {{metadata: {{creationTimestamp: '{created}'}}}}"
+            "job: {{metadata: {{creationTimestamp: '{created}'}}, spec: {spec}}}"
         ));
         let outcome = run(&world);
         let (reason, effects) = (outcome.status.reason.as_deref(), kinds(&outcome.effects));

@@ -25,15 +25,15 @@ impl Pass<'_> {
             return self.start_gang(placement);
         }
         let Some(decision) = &plan.decision else {
-            if self.status.reason.is_none() && self.just_created() {
-                // The next cycle (a debounce away) decides it, and its decision is the
-                // first status: a `Queued` write now would only cost a status write and
-                // an Event on the way to the pods. Written if no decision came by then.
-                self.wake_scheduler();
-                self.unwritten = true;
-                return Requeue::secs(QUEUED_AFTER_S as u64);
-            }
             if self.status.reason.is_none() {
+                if self.just_created() {
+                    // The next cycle (a debounce away) decides it, and its decision is the
+                    // first status: a `Queued` write now would only cost a status write and
+                    // an Event on the way to the pods. Written if no decision came by then.
+                    self.wake_scheduler();
+                    self.unwritten = true;
+                    return Requeue::secs(QUEUED_AFTER_S as u64);
+                }
                 self.set_phase(
                     JobPhase::Pending,
                     Reason::Queued,
