@@ -101,7 +101,7 @@ bench-scale: tools ## kube-scheduler and Verdant side by side on 5,000 KWOK node
 bench-store: postgres ## Ingest throughput of the energy store, SQLite and PostgreSQL (release)
 	$(WITH_POSTGRES) $(CARGO) bench -p verdant-store --bench ingest_throughput
 
-evaluate: ## The standing experiment: 3 sites, summer and winter, ITP trace, 4 policies → docs/evaluation.md (~3 min)
+evaluate: ## The standing experiment: 3 sites, summer and winter, ITP trace, 4 policies → docs/evaluation.md (~1 min)
 	$(CARGO) run --release --locked -p verdant-sim --bin verdant-evaluate
 
 bench-sim: ## Times the simulator on the evaluation's summer weeks: policies but the oracle, and the oracle (release)

@@ -110,16 +110,17 @@ impl SiteSummary {
 pub struct OracleInfo {
     /// The LP objective's renewable part: an upper bound, kWh.
     pub lp_bound_kwh: f64,
-    pub variables: usize,
-    pub constraints: usize,
+    /// The flow network it is solved as: arcs (the program's variables) and nodes (its rows).
+    pub arcs: usize,
+    pub nodes: usize,
 }
 
 impl OracleInfo {
     pub fn new(lp_bound_kwh: f64, size: LpSize) -> Self {
         Self {
             lp_bound_kwh,
-            variables: size.variables,
-            constraints: size.constraints,
+            arcs: size.arcs,
+            nodes: size.nodes,
         }
     }
 }
@@ -293,10 +294,10 @@ pub fn render_markdown(report: &Report, order: &[PolicyKind], plots: &[String]) 
     if let Some(oracle) = &report.oracle {
         let _ = writeln!(
             md,
-            "\nThe oracle's linear program ({} variables, {} constraints) bounds the renewable \
+            "\nThe oracle's linear program (a flow network of {} arcs and {} nodes) bounds the renewable \
              energy of any schedule meeting the same deadlines by {:.0} kWh; its schedule, billed \
              like the others, gets the `renewable kWh` above.",
-            oracle.variables, oracle.constraints, oracle.lp_bound_kwh
+            oracle.arcs, oracle.nodes, oracle.lp_bound_kwh
         );
     }
     let _ = writeln!(md, "\n{DEFINITIONS}\n");

@@ -308,8 +308,8 @@ fn document(outcomes: &[Outcome<'_>], notes: &str) -> String {
         if let Some(oracle) = &report.oracle {
             let _ = writeln!(
                 md,
-                "\nOracle: {} variables, {} constraints; LP bound {:.0} kWh.",
-                oracle.variables, oracle.constraints, oracle.lp_bound_kwh
+                "\nOracle: a flow network of {} arcs and {} nodes; LP bound {:.0} kWh.",
+                oracle.arcs, oracle.nodes, oracle.lp_bound_kwh
             );
         }
         let _ = writeln!(

@@ -93,10 +93,10 @@ fn main() -> anyhow::Result<()> {
             let comparison = experiment.compare(&[PolicyKind::Oracle], false)?;
             times.push(t.elapsed().as_secs_f64());
             cpu.push(cpu_s().zip(c).map_or(f64::NAN, |(b, a)| b - a));
-            size = comparison.oracle.map(|o| (o.variables, o.constraints));
+            size = comparison.oracle.map(|o| (o.arcs, o.nodes));
         }
         let label = match size {
-            Some((v, c)) => format!("oracle (LP: {v} variables, {c} constraints)"),
+            Some((a, n)) => format!("oracle (LP as a flow: {a} arcs, {n} nodes)"),
             None => "oracle".to_owned(),
         };
         rows.push((label, times, cpu));

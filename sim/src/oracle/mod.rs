@@ -32,9 +32,10 @@
 //! this; back, `x[j,s,h] = y[j,h] · b[s,h] / Σ_s' b[s',h]` (every job spread over the
 //! sites in proportion) meets every constraint of the first with the same objective.
 //! The renewable cuts then bound one variable `b[s,h]` each instead of every job's
-//! term at that site-hour, so the interior-point solver's factorisation stays sparse,
-//! and each job-hour has one variable instead of one per site (see docs/simulator.md
-//! for the sizes and times before and after).
+//! term at that site-hour, and each job-hour has one variable instead of one per site.
+//! Pooled, the program is a min-cost flow, and [`program`] solves it as one with the
+//! network simplex of [`flow`] (see docs/simulator.md for the sizes and times of each
+//! step).
 //!
 //! The schedule found is then billed by [`crate::outcome::bill_window`], like every policy;
 //! `renewable_kwh` of the oracle is that bill (at most the LP's objective, reported as
@@ -44,6 +45,7 @@
 //! across sites and hours, nodes and fragmentation do not exist, and jobs are preempted
 //! for free.
 
+mod flow;
 mod program;
 #[cfg(test)]
 mod reference;
@@ -58,11 +60,12 @@ use crate::simulate::SimConfig;
 use crate::sites::SimSite;
 use crate::workload::SimJob;
 
-/// Size of the linear program, for the report.
+/// Size of the program as the flow network it is solved as, for the report: its arcs are
+/// the program's variables, its nodes the rows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct LpSize {
-    pub variables: usize,
-    pub constraints: usize,
+    pub arcs: usize,
+    pub nodes: usize,
 }
 
 /// Solves the oracle's linear program and bills its schedule.
@@ -72,7 +75,7 @@ pub fn solve_oracle(
     config: &SimConfig,
 ) -> Result<(RunOutcome, LpSize), SimError> {
     let windows = windows::job_windows(jobs, config);
-    let plan = program::solve(sites, &windows, config)?;
+    let plan = program::solve(sites, &windows, config);
     let outcome = schedule::bill(&plan, jobs, &windows, sites, config);
     Ok((outcome, plan.size))
 }

@@ -1,18 +1,33 @@
 //! The oracle's linear program, per job and hour with the sites pooled (see the module
-//! docs of [`super`] for the formulation and why it is exact).
-
-use good_lp::solvers::clarabel::clarabel;
-use good_lp::{Expression, ProblemVariables, Solution, SolverModel, Variable, variable};
+//! docs of [`super`] for the formulation and why it is exact), solved as the min-cost flow
+//! it is.
+//!
+//! # The network
+//! Flow is GPU-seconds. A source feeds each job up to its work (`g_j·W_j`); each job feeds
+//! the hours of its window up to its GPUs times its seconds there (`g_j·a[j,h]`, the
+//! program's `y[j,h] ≤ a[j,h]`); each hour drains to a sink through the pieces of every
+//! green site's renewable bound (the least of its cuts, concave, so its pieces fill in
+//! order) and through the pooled sites without supply; the sink returns to the source. A
+//! unit through a piece earns the piece's slope, a unit through a due job earns the miss
+//! weight (the program's `−M_j·miss_j`, less a constant). The program's rows are the
+//! nodes' conservation, its variables the arcs, and a network's program has integral
+//! vertices: with every datum in whole GPU-seconds the flow found is the program's optimum
+//! up to the rounding of the slopes (to 10⁻¹² kWh per GPU-second), of the pieces' ends (to
+//! a GPU-second) and the lateness cost below (a unit per GPU-second per hour), together
+//! under 10⁻⁶ of the bound, where it may move 0.5 %.
 
 use super::LpSize;
-use super::windows::{JobWindow, renewable_cuts};
+use super::flow::{Network, UNBOUNDED};
+use super::windows::{JobWindow, bound_at, bound_pieces, renewable_cuts};
 use crate::civil::HOUR_S;
-use crate::error::SimError;
 use crate::simulate::SimConfig;
 use crate::sites::SimSite;
 
 /// Weight of missed work against renewable energy (see the module docs).
 const MISS_WEIGHT: f64 = 10.0;
+
+/// The cost unit, kWh: slopes are rounded to it per GPU-second.
+const COST_UNIT_KWH: f64 = 1e-12;
 
 /// The program's optimum: what each job runs when, and where the busy GPUs are.
 pub(super) struct Plan {
@@ -25,22 +40,27 @@ pub(super) struct Plan {
     pub size: LpSize,
 }
 
-/// A site-hour with renewable supply: its busy GPUs and their renewable energy.
+/// A green site-hour: its site, its cuts and the arcs of its pieces.
 struct GreenSlot {
     site: usize,
-    busy: Variable,
-    renewable: Variable,
+    cuts: Vec<(f64, f64)>,
+    arcs: std::ops::Range<usize>,
+}
+
+const SOURCE: usize = 0;
+const SINK: usize = 1;
+
+/// A rate in kWh per GPU-hour as a cost per GPU-second (negative: a reward).
+fn reward(kwh_per_gpu_h: f64) -> i64 {
+    -(kwh_per_gpu_h / HOUR_S as f64 / COST_UNIT_KWH).round() as i64
 }
 
 /// Builds and solves the program for the jobs' `windows`.
-pub(super) fn solve(
-    sites: &[SimSite],
-    windows: &[JobWindow],
-    config: &SimConfig,
-) -> Result<Plan, SimError> {
+pub(super) fn solve(sites: &[SimSite], windows: &[JobWindow], config: &SimConfig) -> Plan {
     let hours = config.hours();
     let shape = &config.cluster;
     let site_gpus = f64::from(shape.site_gpus());
+    let hour_s = HOUR_S as f64;
     let p_kw = shape.gpu_max_watts / 1000.0;
     let supply_kw: Vec<Vec<f64>> = (0..hours)
         .map(|h| {
@@ -52,125 +72,88 @@ pub(super) fn solve(
         .iter()
         .map(|per_site| per_site.iter().any(|s| *s > 0.0))
         .collect();
+    let hour_node = |h: usize| 2 + h;
+    let mut net = Network::new(2 + hours + windows.len());
 
-    let mut vars = ProblemVariables::new();
-    // Per job, per window hour: the share of the hour it runs (at any site). Work that
-    // need not be done within the horizon gets no variable in an hour without supply
-    // anywhere: it would bring no renewable energy, so the optimum never does it there.
-    let mut runs: Vec<Vec<(usize, Variable)>> = Vec::with_capacity(windows.len());
-    let mut demand: Vec<Expression> = vec![Expression::default(); hours];
+    // Per job, per window hour: the arc of the seconds it runs there. Work that need not be
+    // done within the horizon gets no arc in an hour without supply anywhere: it would
+    // bring no renewable energy, so the optimum never does it there.
+    let miss_reward = reward(MISS_WEIGHT * p_kw);
+    let mut runs: Vec<Vec<(usize, usize)>> = Vec::with_capacity(windows.len());
     let mut has_jobs = vec![false; hours];
-    for window in windows {
+    for (j, window) in windows.iter().enumerate() {
+        let job = 2 + hours + j;
+        let gpus = window.gpus.round() as i64;
+        let work_s = (window.work_h * hour_s).round() as i64;
+        let cost = if window.due { miss_reward } else { 0 };
+        net.add_arc(SOURCE, job, gpus * work_s, cost);
         let mut job_runs = Vec::with_capacity(window.hours.len());
         for &(hour, share) in &window.hours {
             if !window.due && !any_supply[hour] {
                 continue;
             }
-            // `run ≤ share` only where the job's work does not imply it (`Σ runs ≤
-            // work_h`): a bound is a row of the solver's system, and most jobs are
-            // shorter than an hour.
-            let run = match share < window.work_h {
-                true => vars.add(variable().min(0.0).max(share)),
-                false => vars.add(variable().min(0.0)),
-            };
-            demand[hour].add_mul(window.gpus, run);
+            // A cost unit per hour from the horizon's start: of the schedules with the
+            // most renewable energy (there are many where supply exceeds the load), the
+            // one that does work earliest, not a vertex that starts a job days late for
+            // nothing.
+            let seconds = (share * hour_s).round() as i64;
+            let lateness = hour as i64;
+            job_runs.push((
+                hour,
+                net.add_arc(job, hour_node(hour), gpus * seconds, lateness),
+            ));
             has_jobs[hour] = true;
-            job_runs.push((hour, run));
         }
         runs.push(job_runs);
     }
-    let misses: Vec<Option<Variable>> = windows
-        .iter()
-        // `miss ≤ work_h` follows from its row (`Σ runs + miss = work_h`, runs ≥ 0).
-        .map(|w| w.due.then(|| vars.add(variable().min(0.0))))
-        .collect();
-    // Per hour with jobs: the busy GPUs at each site with supply, and the rest pooled
-    // (sites without supply are alike: their GPUs' energy is all grid).
+    // Per hour with jobs: the pieces of each green site's bound, and the sites without
+    // supply pooled (alike: their GPUs' energy is all grid).
+    let site_gpu_s = i64::from(shape.site_gpus()) * HOUR_S;
     let mut green: Vec<Vec<GreenSlot>> = (0..hours).map(|_| Vec::new()).collect();
-    let mut grid: Vec<Option<Variable>> = vec![None; hours];
+    let mut grid: Vec<Option<usize>> = vec![None; hours];
     for hour in (0..hours).filter(|h| has_jobs[*h]) {
-        let mut grid_gpus = 0.0;
+        let mut grid_gpu_s = 0;
         for (site, supply) in supply_kw[hour].iter().enumerate() {
-            if *supply > 0.0 {
-                green[hour].push(GreenSlot {
-                    site,
-                    busy: vars.add(variable().min(0.0).max(site_gpus)),
-                    renewable: vars.add(variable().min(0.0)),
-                });
-            } else {
-                grid_gpus += site_gpus;
+            if *supply <= 0.0 {
+                grid_gpu_s += site_gpu_s;
+                continue;
             }
-        }
-        if grid_gpus > 0.0 {
-            grid[hour] = Some(vars.add(variable().min(0.0).max(grid_gpus)));
-        }
-    }
-
-    let mut objective = Expression::default();
-    for slot in green.iter().flatten() {
-        objective.add_mul(1.0, slot.renewable);
-    }
-    for (window, miss) in windows.iter().zip(&misses) {
-        if let Some(miss) = miss {
-            objective.add_mul(-MISS_WEIGHT * window.gpus * p_kw, *miss);
-        }
-    }
-    let variables = vars.len();
-    let mut model = vars.maximise(objective).using(clarabel);
-    model
-        .settings()
-        .verbose(false)
-        .tol_gap_abs(1e-6)
-        .tol_gap_rel(1e-7)
-        .max_iter(500);
-    let mut constraints = 0;
-    for ((window, job_runs), miss) in windows.iter().zip(&runs).zip(&misses) {
-        let mut work = Expression::default();
-        for &(_, run) in job_runs {
-            work.add_mul(1.0, run);
-        }
-        match miss {
-            Some(miss) => {
-                work.add_mul(1.0, *miss);
-                model.add_constraint(work.eq(window.work_h));
+            let cuts = renewable_cuts(shape, &sites[site], *supply);
+            let first = net.arcs();
+            let mut start = 0;
+            for (end, slope) in bound_pieces(&cuts, site_gpus) {
+                let end = ((end * hour_s).round() as i64).min(site_gpu_s);
+                if end > start {
+                    net.add_arc(hour_node(hour), SINK, end - start, reward(slope));
+                    start = end;
+                }
             }
-            None => {
-                model.add_constraint(work.leq(window.work_h));
-            }
+            let arcs = first..net.arcs();
+            green[hour].push(GreenSlot { site, cuts, arcs });
         }
-        constraints += 1;
-    }
-    for hour in (0..hours).filter(|h| has_jobs[*h]) {
-        // The jobs' GPUs are the sites' busy GPUs.
-        let mut balance = std::mem::take(&mut demand[hour]);
-        for slot in &green[hour] {
-            balance.add_mul(-1.0, slot.busy);
-        }
-        if let Some(grid) = grid[hour] {
-            balance.add_mul(-1.0, grid);
-        }
-        model.add_constraint(balance.eq(0.0));
-        constraints += 1;
-        for slot in &green[hour] {
-            for (c0, c1) in renewable_cuts(shape, &sites[slot.site], supply_kw[hour][slot.site]) {
-                // r − c1·b ≤ c0
-                let mut cut = Expression::default();
-                cut.add_mul(1.0, slot.renewable);
-                cut.add_mul(-c1, slot.busy);
-                model.add_constraint(cut.leq(c0));
-                constraints += 1;
-            }
+        if grid_gpu_s > 0 {
+            grid[hour] = Some(net.add_arc(hour_node(hour), SINK, grid_gpu_s, 0));
         }
     }
-
-    let solution = model.solve().map_err(|e| SimError::Oracle(e.to_string()))?;
+    net.add_arc(SINK, SOURCE, UNBOUNDED, 0);
+    let size = LpSize {
+        arcs: net.arcs(),
+        nodes: net.nodes(),
+    };
+    tracing::debug!(
+        arcs = size.arcs,
+        nodes = size.nodes,
+        "solving the oracle's flow"
+    );
+    let flow = net.min_cost_circulation();
 
     let runs: Vec<Vec<(usize, f64)>> = runs
         .iter()
-        .map(|job_runs| {
+        .zip(windows)
+        .map(|(job_runs, window)| {
             job_runs
                 .iter()
-                .map(|&(hour, run)| (hour, solution.value(run).max(0.0)))
+                .map(|&(hour, arc)| (hour, flow[arc] as f64 / (window.gpus * hour_s)))
                 .collect()
         })
         .collect();
@@ -178,27 +161,25 @@ pub(super) fn solve(
     let mut lp_bound_kwh = 0.0;
     for (hour, busy) in site_busy.iter_mut().enumerate() {
         for slot in &green[hour] {
-            busy[slot.site] = solution.value(slot.busy).max(0.0);
-            lp_bound_kwh += solution.value(slot.renewable).max(0.0);
+            let gpus = slot.arcs.clone().map(|a| flow[a]).sum::<i64>() as f64 / hour_s;
+            busy[slot.site] = gpus;
+            lp_bound_kwh += bound_at(&slot.cuts, gpus);
         }
-        if let Some(grid) = grid[hour] {
+        if let Some(arc) = grid[hour] {
             // The pooled sites without supply share their GPUs' work evenly.
             let dark: Vec<usize> = (0..sites.len())
                 .filter(|s| supply_kw[hour][*s] <= 0.0)
                 .collect();
-            let each = solution.value(grid).max(0.0) / dark.len() as f64;
+            let each = flow[arc] as f64 / hour_s / dark.len() as f64;
             for s in dark {
                 busy[s] = each;
             }
         }
     }
-    Ok(Plan {
+    Plan {
         runs,
         site_busy,
         lp_bound_kwh,
-        size: LpSize {
-            variables,
-            constraints,
-        },
-    })
+        size,
+    }
 }

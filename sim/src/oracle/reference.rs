@@ -10,7 +10,6 @@
 use good_lp::solvers::clarabel::clarabel;
 use good_lp::{Expression, ProblemVariables, Solution, SolverModel, Variable, variable};
 
-use super::LpSize;
 use super::windows::{job_windows, renewable_cuts};
 use crate::civil::HOUR_S;
 use crate::error::SimError;
@@ -20,12 +19,12 @@ use crate::workload::SimJob;
 
 const MISS_WEIGHT: f64 = 10.0;
 
-/// The per-job program's renewable bound (kWh) and size.
+/// The per-job program's renewable bound (kWh).
 pub(super) fn per_job_bound(
     sites: &[SimSite],
     jobs: &[SimJob],
     config: &SimConfig,
-) -> Result<(f64, LpSize), SimError> {
+) -> Result<f64, SimError> {
     let hours = config.hours();
     let shape = &config.cluster;
     let site_gpus = f64::from(shape.site_gpus());
@@ -77,7 +76,6 @@ pub(super) fn per_job_bound(
             objective.add_mul(-MISS_WEIGHT * window.gpus * p_kw, *miss);
         }
     }
-    let variables = vars.len();
     let mut model = vars.maximise(objective).using(clarabel);
     model
         .settings()
@@ -85,7 +83,6 @@ pub(super) fn per_job_bound(
         .tol_gap_abs(1e-6)
         .tol_gap_rel(1e-7)
         .max_iter(500);
-    let mut constraints = 0;
     for ((window, per_hour), miss) in windows.iter().zip(&slots).zip(&misses) {
         let mut work = Expression::default();
         for (share, xs) in per_hour {
@@ -95,7 +92,6 @@ pub(super) fn per_job_bound(
                 work.add_mul(1.0, x);
             }
             model.add_constraint(in_hour.leq(*share));
-            constraints += 1;
         }
         match miss {
             Some(miss) => {
@@ -106,12 +102,10 @@ pub(super) fn per_job_bound(
                 model.add_constraint(work.leq(window.work_h));
             }
         }
-        constraints += 1;
     }
     for (s, per_hour) in busy.iter().enumerate() {
         for (_, expr) in per_hour.iter().enumerate().filter(|(h, _)| has_jobs[s][*h]) {
             model.add_constraint(expr.clone().leq(site_gpus));
-            constraints += 1;
         }
     }
     for &(r, s, hour) in &renewable {
@@ -120,7 +114,6 @@ pub(super) fn per_job_bound(
             cut.add_mul(1.0, r);
             cut.add_mul(-c1, busy[s][hour].clone());
             model.add_constraint(cut.leq(c0));
-            constraints += 1;
         }
     }
     let solution = model.solve().map_err(|e| SimError::Oracle(e.to_string()))?;
@@ -128,11 +121,5 @@ pub(super) fn per_job_bound(
         .iter()
         .map(|(r, _, _)| solution.value(*r).max(0.0))
         .sum();
-    Ok((
-        lp_bound_kwh,
-        LpSize {
-            variables,
-            constraints,
-        },
-    ))
+    Ok(lp_bound_kwh)
 }

@@ -9,7 +9,7 @@ use crate::simulate::SimConfig;
 use crate::sites::SimSite;
 use crate::workload::SimJob;
 
-/// Below this a share of an hour counts as nothing (interior-point solutions are never 0).
+/// Below this a share of an hour counts as nothing.
 const EPS: f64 = 1e-6;
 
 /// Splits each hour's job work over the sites in proportion to the busy GPUs the optimum

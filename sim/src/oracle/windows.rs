@@ -81,3 +81,53 @@ pub(super) fn renewable_cuts(
     }
     cuts
 }
+
+/// The upper bound the `cuts` put on the renewable energy of `b` busy GPUs: the least of
+/// their lines at `b`.
+pub(super) fn bound_at(cuts: &[(f64, f64)], b: f64) -> f64 {
+    cuts.iter()
+        .map(|(c0, c1)| c0 + c1 * b)
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The same bound as consecutive pieces over `[0, top]` busy GPUs: `(end, slope)` in
+/// increasing `b`, so in decreasing slope (the least of lines is concave).
+pub(super) fn bound_pieces(cuts: &[(f64, f64)], top: f64) -> Vec<(f64, f64)> {
+    let at_zero = |k: usize| cuts[k].0;
+    // The lowest line at 0, the flattest of ties.
+    let Some(mut line) = (0..cuts.len()).min_by(|&a, &b| {
+        at_zero(a)
+            .total_cmp(&at_zero(b))
+            .then(cuts[a].1.total_cmp(&cuts[b].1))
+    }) else {
+        return Vec::new();
+    };
+    let mut at = 0.0;
+    let mut pieces = Vec::new();
+    loop {
+        // The flatter line crossing the current one soonest from `at` (the flattest of
+        // ties) takes over there.
+        let (c0, c1) = cuts[line];
+        let next = (0..cuts.len())
+            .filter(|&k| cuts[k].1 < c1)
+            .map(|k| (k, (cuts[k].0 - c0) / (c1 - cuts[k].1)))
+            .filter(|(_, x)| *x >= at)
+            .min_by(|a, b| {
+                a.1.total_cmp(&b.1)
+                    .then(cuts[a.0].1.total_cmp(&cuts[b.0].1))
+            });
+        match next {
+            Some((k, x)) if x < top => {
+                if x > at {
+                    pieces.push((x, c1));
+                }
+                line = k;
+                at = x;
+            }
+            _ => {
+                pieces.push((top, c1));
+                return pieces;
+            }
+        }
+    }
+}
