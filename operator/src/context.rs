@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 use tokio::sync::Notify;
@@ -14,6 +14,7 @@ use crate::plan::Plan;
 use crate::reconcile::bindings::Bindings;
 use crate::telemetry::Telemetry;
 use crate::topology::SharedTopology;
+use crate::watches::CachedPod;
 use crate::watches::job_pods::JobPods;
 use crate::watches::{Synced, wait_ready};
 
@@ -24,7 +25,7 @@ pub struct Stores {
     pub jobs: Store<TrainingJob>,
     /// All pods, pruned to the fields the operator reads, for GPUs in use and the state
     /// of gangs.
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     /// The pods of each TrainingJob, by the job's label (no scan of every pod).
     pub job_pods: Arc<JobPods>,
     /// All nodes.

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use serde::Deserialize;
 
 use crate::labels::RESTART_LABEL;
+use crate::watches::CachedPod;
 use crate::workload::pod_name;
 
 /// A pod's `status.phase`, as Kubernetes writes it.
@@ -28,7 +28,7 @@ pub enum PodPhase {
 
 impl PodPhase {
     /// Reads `status.phase`; none yet is `Pending`, as for the kubelet.
-    pub fn of(pod: &Pod) -> PodPhase {
+    pub fn of(pod: &CachedPod) -> PodPhase {
         match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
             None | Some("Pending") => PodPhase::Pending,
             Some("Running") => PodPhase::Running,
@@ -118,7 +118,7 @@ pub fn observe(
     job_name: &str,
     replicas: u32,
     restart: i32,
-    pods: &BTreeMap<String, &Arc<Pod>>,
+    pods: &BTreeMap<String, &Arc<CachedPod>>,
 ) -> Gang {
     let mut gang = Gang::default();
     let restart_label = restart.to_string();
@@ -233,7 +233,7 @@ impl Gang {
 mod tests {
     use super::*;
 
-    fn pod(name: &str, restart: i32, node: Option<&str>, phase: &str) -> Arc<Pod> {
+    fn pod(name: &str, restart: i32, node: Option<&str>, phase: &str) -> Arc<CachedPod> {
         let node = node.map_or("null".to_owned(), |n| format!("{n:?}"));
         Arc::new(
             serde_yaml_ng::from_str(&format!(
@@ -243,7 +243,7 @@ mod tests {
         )
     }
 
-    fn by_name(pods: &[Arc<Pod>]) -> BTreeMap<String, &Arc<Pod>> {
+    fn by_name(pods: &[Arc<CachedPod>]) -> BTreeMap<String, &Arc<CachedPod>> {
         pods.iter().map(|p| (p.name_any(), p)).collect()
     }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -28,6 +28,7 @@ use crate::plan::Plan;
 use crate::server::Health;
 use crate::store_writer::{StoreCell, Writer};
 use crate::topology::SharedTopology;
+use crate::watches::CachedPod;
 use crate::watches::job_pods::JobPods;
 use crate::watches::{Touched, await_synced, wait_ready, watch_all};
 use crate::{reconcile, scheduler, server};
@@ -56,7 +57,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Each kind is watched once, into a cache every task reads; the controllers subscribe
     // to its changes. Every change wakes the scheduling cycle, and makes the next reader
     // of the topology build it again.
-    let (pods, pods_writer) = reflector::store::<Pod>();
+    let (pods, pods_writer) = reflector::store::<CachedPod>();
     let (nodes, nodes_writer) = reflector::store::<Node>();
     let (sites, sites_writer) = reflector::store::<EnergySite>();
     let topology = Arc::new(SharedTopology::new(
@@ -74,7 +75,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let pod_changed = {
         let (changed, job_pods) = (changed(), job_pods.clone());
-        move |touched: Touched<'_, Pod>| {
+        move |touched: Touched<'_, CachedPod>| {
             job_pods.touched(&touched);
             changed();
         }

@@ -24,13 +24,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 use kube::runtime::reflector::Store;
 use verdant_crds::{EnergySite, TrainingJob};
 
 use crate::labels::{GPU_PRODUCT_LABEL, JOB_NAME_LABEL};
+use crate::watches::CachedPod;
 use crate::workload::pod_gpus;
 
 /// A node matched by the nodeSelectors of two sites: a configuration error.
@@ -50,7 +51,7 @@ pub struct Topology {
     /// All nodes, in name order.
     pub nodes: Vec<Arc<Node>>,
     /// All pods.
-    pub pods: Vec<Arc<Pod>>,
+    pub pods: Vec<Arc<CachedPod>>,
     /// All EnergySites, in name order.
     pub sites: Vec<Arc<EnergySite>>,
     node_site: HashMap<String, String>,
@@ -67,7 +68,7 @@ impl Topology {
     pub fn build(
         mut nodes: Vec<Arc<Node>>,
         mut sites: Vec<Arc<EnergySite>>,
-        pods: Vec<Arc<Pod>>,
+        pods: Vec<Arc<CachedPod>>,
     ) -> Self {
         nodes.sort_unstable_by_key(|node| node.name_any());
         sites.sort_unstable_by_key(|site| site.name_any());
@@ -170,7 +171,7 @@ impl Topology {
 /// The [`Topology`] of the caches, rebuilt once per change and shared by every reader.
 pub struct SharedTopology {
     nodes: Store<Node>,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     sites: Store<EnergySite>,
     generation: AtomicU64,
     built: Mutex<Option<Built>>,
@@ -184,7 +185,7 @@ struct Built {
 
 impl SharedTopology {
     /// The picture of these caches.
-    pub fn new(nodes: Store<Node>, pods: Store<Pod>, sites: Store<EnergySite>) -> Self {
+    pub fn new(nodes: Store<Node>, pods: Store<CachedPod>, sites: Store<EnergySite>) -> Self {
         Self {
             nodes,
             pods,
@@ -282,7 +283,10 @@ pub fn job_id(job: &TrainingJob) -> String {
 }
 
 /// Pods of one job, by replica index, from a list of pods.
-pub fn pods_of_job<'a>(job: &TrainingJob, pods: &'a [Arc<Pod>]) -> BTreeMap<String, &'a Arc<Pod>> {
+pub fn pods_of_job<'a>(
+    job: &TrainingJob,
+    pods: &'a [Arc<CachedPod>],
+) -> BTreeMap<String, &'a Arc<CachedPod>> {
     let namespace = job.namespace();
     let name = job.name_any();
     pods.iter()
@@ -301,11 +305,11 @@ pub fn node_ready(node: &Node) -> bool {
 }
 
 /// Whether a pod has finished (its resources are free again).
-pub fn pod_finished(pod: &Pod) -> bool {
+pub fn pod_finished(pod: &CachedPod) -> bool {
     matches!(pod_phase(pod), Some("Succeeded" | "Failed"))
 }
 
-fn pod_phase(pod: &Pod) -> Option<&str> {
+fn pod_phase(pod: &CachedPod) -> Option<&str> {
     pod.status.as_ref().and_then(|s| s.phase.as_deref())
 }
 
@@ -341,7 +345,7 @@ mod tests {
         )
     }
 
-    fn pod(name: &str, node: &str, phase: &str, gpus: u32) -> Arc<Pod> {
+    fn pod(name: &str, node: &str, phase: &str, gpus: u32) -> Arc<CachedPod> {
         Arc::new(
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": name, "namespace": "ns"},

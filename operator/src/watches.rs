@@ -26,8 +26,11 @@ use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 
+pub mod cached_pod;
 pub mod job_pods;
 pub mod prune;
+
+pub use cached_pod::CachedPod;
 use tokio::sync::watch;
 
 /// A cache of every `K` in the cluster, and subscriptions to its changes.

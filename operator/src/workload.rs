@@ -16,6 +16,7 @@ use kube::{Resource, ResourceExt};
 use verdant_crds::TrainingJob;
 
 use crate::labels::*;
+use crate::watches::CachedPod;
 
 /// The pod name of a replica.
 pub fn pod_name(job: &str, index: u32) -> String {
@@ -251,7 +252,7 @@ pub fn build_service(job: &TrainingJob) -> Service {
 }
 
 /// GPUs a pod requests (`nvidia.com/gpu` limits, else requests, over all containers).
-pub fn pod_gpus(pod: &Pod) -> u32 {
+pub fn pod_gpus(pod: &CachedPod) -> u32 {
     let Some(spec) = &pod.spec else { return 0 };
     spec.containers
         .iter()
@@ -406,7 +407,14 @@ spec:
             (owner.kind.as_str(), owner.controller),
             ("TrainingJob", Some(true))
         );
-        assert_eq!(pod_gpus(&pod), 8, "only the first container gets the GPUs");
+        // As the cache reads the pod back from the API server.
+        let cached: CachedPod =
+            serde_json::from_value(serde_json::to_value(&pod).unwrap()).unwrap();
+        assert_eq!(
+            pod_gpus(&cached),
+            8,
+            "only the first container gets the GPUs"
+        );
     }
 
     #[test]

@@ -25,12 +25,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
 use verdant_core::accounting::JobRef;
 use verdant_crds::TrainingJob;
 use verdant_crds::wire::{AgentReport, RefusedGpu};
 
 use super::billing::job_of_pod;
+use crate::watches::CachedPod;
 
 /// Why a GPU's pod is not billed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub struct Attribution {
 /// the objects up in the operator's caches.
 pub fn attribute(
     report: &AgentReport,
-    pod: impl Fn(&str, &str) -> Option<Arc<Pod>>,
+    pod: impl Fn(&str, &str) -> Option<Arc<CachedPod>>,
     job: impl Fn(&str, &str) -> Option<Arc<TrainingJob>>,
 ) -> Attribution {
     let mut attribution = Attribution::default();
@@ -106,7 +106,7 @@ pub fn attribute(
 }
 
 /// Whether `pod` may be billed for a window of `node` starting at `window_start_ms`.
-fn check_pod(pod: &Pod, node: &str, window_start_ms: i64) -> Result<(), (Refusal, String)> {
+fn check_pod(pod: &CachedPod, node: &str, window_start_ms: i64) -> Result<(), (Refusal, String)> {
     let bound = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
     if bound != Some(node) {
         return Err((
@@ -135,7 +135,7 @@ fn check_pod(pod: &Pod, node: &str, window_start_ms: i64) -> Result<(), (Refusal
 }
 
 /// When the pod's last container ended, Unix ms.
-fn finished_ms(pod: &Pod) -> Option<i64> {
+fn finished_ms(pod: &CachedPod) -> Option<i64> {
     pod.status
         .as_ref()?
         .container_statuses
@@ -152,7 +152,7 @@ mod tests {
     use verdant_crds::wire::PodRef;
     use verdant_crds::wire::sample::{NOW_MS, gpu, report};
 
-    fn pod(name: &str, node: Option<&str>, phase: &str, finished: Option<&str>) -> Arc<Pod> {
+    fn pod(name: &str, node: Option<&str>, phase: &str, finished: Option<&str>) -> Arc<CachedPod> {
         let mut status = serde_json::json!({"phase": phase});
         if let Some(at) = finished {
             status["containerStatuses"] = serde_json::json!([{
@@ -189,7 +189,7 @@ mod tests {
         let window_start = jiff::Timestamp::from_millisecond(NOW_MS - 10_000).unwrap();
         let during = (window_start + jiff::SignedDuration::from_secs(3)).to_string();
         let before = (window_start - jiff::SignedDuration::from_secs(60)).to_string();
-        let pods: HashMap<&str, Arc<Pod>> = [
+        let pods: HashMap<&str, Arc<CachedPod>> = [
             ("running", pod("running", Some("gpu-1"), "Running", None)),
             ("pending", pod("pending", Some("gpu-1"), "Pending", None)),
             (

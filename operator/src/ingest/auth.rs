@@ -18,12 +18,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use sha2::{Digest, Sha256};
 
 use super::rejection::Rejection;
+use crate::watches::CachedPod;
 
 /// The audience agent tokens must carry.
 pub const AUDIENCE: &str = "verdant";
@@ -57,7 +57,7 @@ struct Cached {
 /// Checks agents' tokens.
 pub struct Authenticator {
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     /// The agent's ServiceAccount: (namespace, name).
     service_account: (String, String),
     ttl: Duration,
@@ -68,7 +68,7 @@ impl Authenticator {
     /// An authenticator for tokens of `service_account` (namespace, name).
     pub fn new(
         client: kube::Client,
-        pods: Store<Pod>,
+        pods: Store<CachedPod>,
         service_account: (String, String),
         ttl: Duration,
     ) -> Self {
@@ -196,7 +196,7 @@ impl Authenticator {
         let pod = match self.pods.get(&ObjectRef::new(pod_name).within(namespace)) {
             Some(pod) => Some(pod),
             // The cache may not have seen a pod that just started: ask the API server.
-            None => Api::<Pod>::namespaced(self.client.clone(), namespace)
+            None => Api::<CachedPod>::namespaced(self.client.clone(), namespace)
                 .get_opt(pod_name)
                 .await
                 .map_err(|e| {

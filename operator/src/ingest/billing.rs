@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 use verdant_core::accounting::{GpuDraw, JobRef, SiteWindow, bill_jobs};
@@ -26,6 +25,7 @@ use verdant_crds::wire::{AgentReport, GpuWindow, PowerLimitTarget};
 use verdant_store::{GpuSample, JobCharge, ReportRecord, ReportWrite, SiteBilling};
 
 use crate::labels::JOB_NAME_LABEL;
+use crate::watches::CachedPod;
 
 /// A report's site and the window it is billed with.
 #[derive(Clone, Debug, PartialEq)]
@@ -162,7 +162,7 @@ pub fn bill(
 /// The job of a pod: its TrainingJob owner reference, else its `verdant.dev/job-name`
 /// label and the jobs cache.
 pub fn job_of_pod(
-    pod: &Pod,
+    pod: &CachedPod,
     job: impl Fn(&str, &str) -> Option<Arc<TrainingJob>>,
 ) -> Option<JobRef> {
     let namespace = pod.namespace().unwrap_or_default();

@@ -13,25 +13,25 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::Touched;
 use crate::labels::JOB_NAME_LABEL;
+use crate::watches::CachedPod;
 
 /// (namespace, job name).
 type JobKey = (String, String);
 
 /// Pod names by job, over the pod cache.
 pub struct JobPods {
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     names: Mutex<HashMap<JobKey, BTreeSet<String>>>,
 }
 
 impl JobPods {
     /// The index over this pod cache (empty until the watch reports changes).
-    pub fn new(pods: Store<Pod>) -> Self {
+    pub fn new(pods: Store<CachedPod>) -> Self {
         Self {
             pods,
             names: Mutex::default(),
@@ -43,7 +43,7 @@ impl JobPods {
     }
 
     /// Takes in a change of the pod cache (after the cache has it).
-    pub fn touched(&self, change: &Touched<'_, Pod>) {
+    pub fn touched(&self, change: &Touched<'_, CachedPod>) {
         match change {
             Touched::Applied(pod) => {
                 if let Some(key) = job_of(pod) {
@@ -76,7 +76,7 @@ impl JobPods {
     }
 
     /// The cached pods of job `name` in `namespace`, by pod name.
-    pub fn of_job(&self, namespace: &str, name: &str) -> BTreeMap<String, Arc<Pod>> {
+    pub fn of_job(&self, namespace: &str, name: &str) -> BTreeMap<String, Arc<CachedPod>> {
         let key = (namespace.to_owned(), name.to_owned());
         let candidates: Vec<String> = self
             .lock()
@@ -96,7 +96,7 @@ impl JobPods {
     }
 }
 
-fn job_of(pod: &Pod) -> Option<JobKey> {
+fn job_of(pod: &CachedPod) -> Option<JobKey> {
     let job = pod.labels().get(JOB_NAME_LABEL)?;
     Some((pod.namespace().unwrap_or_default(), job.clone()))
 }
@@ -107,7 +107,7 @@ mod tests {
 
     use super::*;
 
-    fn pod(name: &str, job: Option<&str>) -> Pod {
+    fn pod(name: &str, job: Option<&str>) -> CachedPod {
         let labels: BTreeMap<String, String> = job
             .map(|j| (JOB_NAME_LABEL.to_owned(), j.to_owned()))
             .into_iter()
@@ -120,9 +120,9 @@ mod tests {
 
     #[test]
     fn finds_a_jobs_pods_as_a_scan_would() {
-        let (store, mut writer) = reflector::store::<Pod>();
+        let (store, mut writer) = reflector::store::<CachedPod>();
         let index = JobPods::new(store);
-        let apply = |writer: &mut reflector::store::Writer<Pod>, p: Pod| {
+        let apply = |writer: &mut reflector::store::Writer<CachedPod>, p: CachedPod| {
             writer.apply_watcher_event(&watcher::Event::Apply(p.clone()));
             index.touched(&Touched::Applied(&p));
         };

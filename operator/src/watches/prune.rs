@@ -15,15 +15,17 @@
 //!   from a cache, and they change on every write);
 //! - pods: `spec.nodeName`, `spec.schedulerName`, each container's name and resources
 //!   (GPUs in use: `workload::pod_gpus`), `status.phase`, and each container's
-//!   `terminated.finishedAt` and exit code (billing a finished pod's last window);
+//!   `terminated.finishedAt` and exit code (billing a finished pod's last window). Pods
+//!   are cached as [`CachedPod`], a type of these fields alone, read straight from the
+//!   API server's answers: the rest of a pod is never held, not even while a watch event
+//!   is read;
 //! - nodes: `spec.unschedulable` and taints (placement constraints), `status.capacity`
 //!   and `allocatable`, and the `Ready` condition's status (no times, reason or message).
 
-use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Node, NodeCondition,
-    NodeSpec, NodeStatus, Pod, PodSpec, PodStatus,
-};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::cached_pod::CachedPod;
 
 /// A kind the operator caches: what it keeps of each object, and when two kept objects
 /// are the same.
@@ -34,9 +36,9 @@ pub trait Pruned {
     fn same(&self, other: &Self) -> bool;
 }
 
-impl Pruned for Pod {
+impl Pruned for CachedPod {
     fn prune(&mut self) {
-        pod(self);
+        metadata(&mut self.metadata);
     }
     fn same(&self, other: &Self) -> bool {
         self == other
@@ -77,53 +79,6 @@ pub fn site(site: &mut verdant_crds::EnergySite) {
 }
 
 /// Keeps the fields of a pod that the operator reads.
-pub fn pod(pod: &mut Pod) {
-    metadata(&mut pod.metadata);
-    if let Some(spec) = pod.spec.take() {
-        pod.spec = Some(PodSpec {
-            node_name: spec.node_name,
-            scheduler_name: spec.scheduler_name,
-            containers: spec
-                .containers
-                .into_iter()
-                .map(|c| Container {
-                    name: c.name,
-                    resources: c.resources,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        });
-    }
-    if let Some(status) = pod.status.take() {
-        pod.status = Some(PodStatus {
-            phase: status.phase,
-            container_statuses: status.container_statuses.map(|statuses| {
-                statuses
-                    .into_iter()
-                    .map(|s| ContainerStatus {
-                        name: s.name,
-                        state: s
-                            .state
-                            .and_then(|state| state.terminated)
-                            .map(|t| ContainerState {
-                                terminated: Some(ContainerStateTerminated {
-                                    exit_code: t.exit_code,
-                                    finished_at: t.finished_at,
-                                    ..Default::default()
-                                }),
-                                ..Default::default()
-                            }),
-                        ..Default::default()
-                    })
-                    .collect()
-            }),
-            ..Default::default()
-        });
-    }
-}
-
-/// Keeps the fields of a node that the operator reads.
 pub fn node(node: &mut Node) {
     metadata(&mut node.metadata);
     if let Some(spec) = node.spec.take() {
@@ -161,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_pod_keeps_what_is_read_and_a_heartbeat_compares_equal() {
-        let full = |ip: &str| -> Pod {
+        let full = |ip: &str| -> CachedPod {
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "j-0", "namespace": "ns", "uid": "u1", "resourceVersion": ip,
                     "labels": {"verdant.dev/job-name": "j"},
@@ -177,8 +132,8 @@ mod tests {
             .unwrap()
         };
         let (mut a, mut b) = (full("10.0.0.1"), full("10.0.0.2"));
-        pod(&mut a);
-        pod(&mut b);
+        a.prune();
+        b.prune();
         assert_eq!(a, b, "only dropped fields differed");
         assert_eq!(pod_gpus(&a), 8);
         assert_eq!(a.metadata.uid.as_deref(), Some("u1"));
@@ -189,7 +144,7 @@ mod tests {
         );
         let spec = a.spec.as_ref().unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("n1"));
-        assert!(spec.containers[0].env.is_none() && spec.containers[0].image.is_none());
+        assert_eq!(spec.containers[0].name, "c");
         let status = a.status.as_ref().unwrap();
         assert_eq!(status.phase.as_deref(), Some("Failed"));
         let terminated = status.container_statuses.as_ref().unwrap()[0]

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
+
+use crate::watches::CachedPod;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -60,7 +62,7 @@ fn node(name: &str, site: &str, gpus: u32) -> Node {
     .expect("valid Node")
 }
 
-fn pod(name: &str, node: &str, gpus: u32) -> Pod {
+fn pod(name: &str, node: &str, gpus: u32) -> CachedPod {
     serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -90,7 +92,7 @@ fn job(name: &str, status: Value) -> TrainingJob {
 
 struct Fixture {
     jobs: Vec<Arc<TrainingJob>>,
-    pods: Vec<Arc<Pod>>,
+    pods: Vec<Arc<CachedPod>>,
     nodes: Vec<Arc<Node>>,
     sites: Vec<Arc<EnergySite>>,
     topology: Topology,
