@@ -54,8 +54,6 @@ pub enum SimError {
     },
     #[error("invalid setting: {0}")]
     Config(String),
-    #[error("the oracle's linear program failed: {0}")]
-    Oracle(String),
     #[error("cannot draw {path}: {message}")]
     Plot { path: PathBuf, message: String },
 }

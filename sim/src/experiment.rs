@@ -87,8 +87,9 @@ impl Experiment {
                             let started = std::time::Instant::now();
                             let result = match policy {
                                 PolicyKind::Oracle => {
-                                    solve_oracle(&self.sites, &self.jobs, &self.config)
-                                        .map(|(o, size)| (o, Some(size)))
+                                    let (outcome, size) =
+                                        solve_oracle(&self.sites, &self.jobs, &self.config);
+                                    Ok((outcome, Some(size)))
                                 }
                                 _ => Ok((
                                     simulate(policy, &self.sites, &self.jobs, &self.config, |n| {

@@ -2,8 +2,8 @@
 //! straight from the API server's answers into a type of their own.
 //!
 //! k8s-openapi's `Pod` is 2.4 KiB before anything is on the heap (its spec and status
-//! are structs of every field the API has), and each container another 2.1 KiB; pruned,
-//! a pod of one container still took about 6.5 KiB. This type has the same field names
+//! are structs of every field the API has), and each container another 2.1 KiB, however
+//! much of them pruning empties. This type has the same field names
 //! and nesting as `Pod` for what it keeps (`pod.spec.node_name`, `pod.status.phase`, …),
 //! so readers are written as for a `Pod`, and it is a [`kube::Resource`] of kind `Pod`,
 //! so watches, reflectors and `Api::get` produce it directly. What it keeps is listed in

@@ -54,7 +54,6 @@ mod schedule;
 mod tests;
 mod windows;
 
-use crate::error::SimError;
 use crate::outcome::RunOutcome;
 use crate::simulate::SimConfig;
 use crate::sites::SimSite;
@@ -73,9 +72,9 @@ pub fn solve_oracle(
     sites: &[SimSite],
     jobs: &[SimJob],
     config: &SimConfig,
-) -> Result<(RunOutcome, LpSize), SimError> {
+) -> (RunOutcome, LpSize) {
     let windows = windows::job_windows(jobs, config);
     let plan = program::solve(sites, &windows, config);
     let outcome = schedule::bill(&plan, jobs, &windows, sites, config);
-    Ok((outcome, plan.size))
+    (outcome, plan.size)
 }

@@ -12,7 +12,6 @@ use good_lp::{Expression, ProblemVariables, Solution, SolverModel, Variable, var
 
 use super::windows::{job_windows, renewable_cuts};
 use crate::civil::HOUR_S;
-use crate::error::SimError;
 use crate::simulate::SimConfig;
 use crate::sites::SimSite;
 use crate::workload::SimJob;
@@ -20,11 +19,7 @@ use crate::workload::SimJob;
 const MISS_WEIGHT: f64 = 10.0;
 
 /// The per-job program's renewable bound (kWh).
-pub(super) fn per_job_bound(
-    sites: &[SimSite],
-    jobs: &[SimJob],
-    config: &SimConfig,
-) -> Result<f64, SimError> {
+pub(super) fn per_job_bound(sites: &[SimSite], jobs: &[SimJob], config: &SimConfig) -> f64 {
     let hours = config.hours();
     let shape = &config.cluster;
     let site_gpus = f64::from(shape.site_gpus());
@@ -116,10 +111,9 @@ pub(super) fn per_job_bound(
             model.add_constraint(cut.leq(c0));
         }
     }
-    let solution = model.solve().map_err(|e| SimError::Oracle(e.to_string()))?;
-    let lp_bound_kwh = renewable
+    let solution = model.solve().expect("the per-job program solves");
+    renewable
         .iter()
         .map(|(r, _, _)| solution.value(*r).max(0.0))
-        .sum();
-    Ok(lp_bound_kwh)
+        .sum()
 }

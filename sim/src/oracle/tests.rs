@@ -71,7 +71,7 @@ fn pooled_program_has_the_per_job_programs_optimum_and_bills_within_it() {
         for &(jobs, nodes, supply_scale) in &cases {
             let exp = experiment(jobs, nodes, supply_scale, seed);
             let case = format!("seed {seed}, {jobs} jobs, {nodes} nodes, supply × {supply_scale}");
-            let reference = per_job_bound(&exp.sites, &exp.jobs, &exp.config).unwrap();
+            let reference = per_job_bound(&exp.sites, &exp.jobs, &exp.config);
             let windows = job_windows(&exp.jobs, &exp.config);
             let plan = program::solve(&exp.sites, &windows, &exp.config);
             let outcome = schedule::bill(&plan, &exp.jobs, &windows, &exp.sites, &exp.config);
