@@ -35,6 +35,7 @@ pub mod context;
 pub mod energy;
 pub mod energy_status;
 pub mod error;
+pub mod events;
 pub mod ingest;
 pub mod kueue;
 pub mod labels;

@@ -6,13 +6,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::events::{Recorder, Reporter};
 use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{reflector, watcher};
 use tokio::sync::Notify;
 use tracing::info;
@@ -85,6 +85,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (pods_watched, pod_watch) = watch_all(&client, pods_writer, pod_changed);
     let (_, node_watch) = watch_all(&client, nodes_writer, move |_| node_changed());
     let (sites_watched, site_watch) = watch_all(&client, sites_writer, move |_| site_changed());
+    // The controller reconciles a job on each change; the reconciler wakes the cycle.
+    let (jobs, jobs_writer) = reflector::store::<TrainingJob>();
+    let (jobs_watched, job_watch) = watch_all(&client, jobs_writer, |_| {});
     let (synced, cache_sync) = await_synced(vec![
         Box::pin(wait_ready(pods.clone())) as Pin<Box<dyn Future<Output = ()> + Send>>,
         Box::pin(wait_ready(nodes.clone())),
@@ -92,7 +95,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     ]);
 
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
-    let controller = Controller::new(jobs_api, watcher::Config::default())
+    let controller = Controller::for_shared_stream(jobs_watched.subscribe(), jobs.clone())
         // Only Verdant's pods can belong to a TrainingJob.
         .owns_shared_stream(pods_watched.subscribe().filter(|pod| {
             std::future::ready(
@@ -111,7 +114,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         )
         .shutdown_on_signal();
     let stores = Stores {
-        jobs: controller.store(),
+        jobs,
         pods,
         job_pods,
         nodes,
@@ -236,6 +239,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tasks.spawn(async move {
         site_watch.await;
         Ok("energy site watch")
+    });
+    tasks.spawn(async move {
+        job_watch.await;
+        Ok("TrainingJob watch")
     });
     let leading = leadership.clone();
     let mut acting = vec![tasks.spawn(async move {

@@ -41,6 +41,8 @@ pub async fn run(
             () = ctx.wake_scheduler.notified() => tokio::time::sleep(debounce).await,
             () = tokio::time::sleep(period) => {}
         }
+        // At rest nothing is published, which would otherwise keep a burst's Events.
+        ctx.recorder.forget_old();
         cycle(&ctx, &trigger, &mut quiet).await;
     }
 }

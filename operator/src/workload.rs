@@ -17,6 +17,7 @@ use verdant_crds::TrainingJob;
 
 use crate::labels::*;
 use crate::watches::CachedPod;
+use crate::watches::cached_pod::GpuEntry;
 
 /// The pod name of a replica.
 pub fn pod_name(job: &str, index: u32) -> String {
@@ -257,13 +258,12 @@ pub fn pod_gpus(pod: &CachedPod) -> u32 {
     spec.containers
         .iter()
         .map(|c| {
-            let resources = c.resources.as_ref();
-            let from = |m: Option<&BTreeMap<String, Quantity>>| {
-                m.and_then(|m| m.get(GPU_RESOURCE))
-                    .and_then(|q| q.0.parse::<u32>().ok())
+            let Some(resources) = &c.resources else {
+                return 0;
             };
-            from(resources.and_then(|r| r.limits.as_ref()))
-                .or_else(|| from(resources.and_then(|r| r.requests.as_ref())))
+            let count = |entry: &GpuEntry| entry.0.as_ref().and_then(|q| q.0.parse::<u32>().ok());
+            count(&resources.limits)
+                .or_else(|| count(&resources.requests))
                 .unwrap_or(0)
         })
         .sum()

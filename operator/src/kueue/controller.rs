@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use tracing::{debug, info, warn};
@@ -21,6 +21,7 @@ use super::workload::{self, GROUP, VERSION, resource, set_condition};
 use super::{QUEUE_LABEL, STARTED_ANNOTATION};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::watches::prune::Pruned;
 
 /// Waits for Kueue's API, then runs the controller until the process ends.
 pub async fn run(ctx: Arc<Context>) {
@@ -30,7 +31,14 @@ pub async fn run(ctx: Arc<Context>) {
     info!("Kueue's API is served: TrainingJobs with {QUEUE_LABEL} are queued in Kueue");
     let jobs: Api<TrainingJob> = Api::all(ctx.client.clone());
     let workloads = resource("Workload", "workloads");
-    Controller::new(jobs, watcher::Config::default().labels(QUEUE_LABEL))
+    // A cache of its own (the queued jobs alone), pruned as the main one is.
+    let (queued, writer) = reflector::store();
+    let queued_jobs = watcher(jobs, watcher::Config::default().labels(QUEUE_LABEL))
+        .default_backoff()
+        .modify(Pruned::prune)
+        .reflect(writer)
+        .touched_objects();
+    Controller::for_stream(queued_jobs, queued)
         .owns_with(
             Api::<DynamicObject>::all_with(ctx.client.clone(), &workloads),
             workloads,

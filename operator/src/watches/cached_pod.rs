@@ -10,10 +10,15 @@
 //! [`super::prune`].
 
 use std::borrow::Cow;
+use std::fmt;
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use serde::{Deserialize, Serialize};
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::labels::GPU_RESOURCE;
 
 /// A pod as the operator caches it.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -38,7 +43,65 @@ pub struct CachedPodSpec {
 #[serde(default)]
 pub struct CachedContainer {
     pub name: String,
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<CachedResources>,
+}
+
+/// A container's resources as cached: of each list, the GPU entry (`nvidia.com/gpu`)
+/// alone, the one resource the operator counts. The two maps of everything a container
+/// asks for took about 1 KiB a pod on the heap.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CachedResources {
+    pub limits: GpuEntry,
+    pub requests: GpuEntry,
+}
+
+/// Of a resource list (`{"cpu": "2", "nvidia.com/gpu": "8"}`), the GPU quantity alone; it
+/// reads any list, and writes one of at most that entry.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GpuEntry(pub Option<Quantity>);
+
+impl<'de> Deserialize<'de> for GpuEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct GpuOf;
+        impl<'de> Visitor<'de> for GpuOf {
+            type Value = Option<Quantity>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of resource names to quantities")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut gpus = None;
+                while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+                    if name == GPU_RESOURCE {
+                        gpus = Some(map.next_value::<Quantity>()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(gpus)
+            }
+        }
+        struct List(Option<Quantity>);
+        impl<'de> Deserialize<'de> for List {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_map(GpuOf).map(List)
+            }
+        }
+        // `null` reads as no list.
+        Ok(GpuEntry(
+            Option::<List>::deserialize(deserializer)?.and_then(|list| list.0),
+        ))
+    }
+}
+
+impl Serialize for GpuEntry {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(usize::from(self.0.is_some())))?;
+        if let Some(quantity) = &self.0 {
+            map.serialize_entry(GPU_RESOURCE, quantity)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -114,6 +177,45 @@ mod tests {
         assert!(size_of::<CachedPod>() * 4 < size_of::<k8s_openapi::api::core::v1::Pod>());
         assert!(
             size_of::<CachedContainer>() * 10 < size_of::<k8s_openapi::api::core::v1::Container>()
+        );
+    }
+
+    #[test]
+    fn a_resource_list_keeps_its_gpu_entry_alone() {
+        let container: CachedContainer = serde_json::from_value(serde_json::json!({
+            "name": "c",
+            "resources": {
+                "limits": {"cpu": "2", "nvidia.com/gpu": "8", "memory": "1Gi"},
+                "requests": {"cpu": "1"},
+                "claims": [{"name": "x"}],
+            },
+        }))
+        .unwrap();
+        let resources = container.resources.as_ref().unwrap();
+        assert_eq!(resources.limits, GpuEntry(Some(Quantity("8".into()))));
+        assert_eq!(resources.requests, GpuEntry(None));
+        // Written back as the lists it kept, and read again the same.
+        let written = serde_json::to_value(&container).unwrap();
+        assert_eq!(
+            written["resources"],
+            serde_json::json!({"limits": {"nvidia.com/gpu": "8"}, "requests": {}})
+        );
+        assert_eq!(
+            serde_json::from_value::<CachedContainer>(written).unwrap(),
+            container
+        );
+        for absent in [
+            serde_json::json!({"name": "c", "resources": {"limits": null}}),
+            serde_json::json!({"name": "c", "resources": {}}),
+        ] {
+            let read: CachedContainer = serde_json::from_value(absent).unwrap();
+            assert_eq!(read.resources.unwrap(), CachedResources::default());
+        }
+        let wrong = serde_json::json!({"name": "c", "resources": {"limits": ["8"]}});
+        let error = serde_json::from_value::<CachedContainer>(wrong).unwrap_err();
+        assert!(
+            error.to_string().contains("map of resource names"),
+            "{error}"
         );
     }
 }

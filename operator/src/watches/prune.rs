@@ -9,12 +9,18 @@
 //!
 //! # Guarantees
 //! Kept, because a task reads it (keep this list true when a reader wants more):
+//! - TrainingJobs: everything but managed fields (a job's managed fields are a JSON tree
+//!   of every field each writer set, about 10 KiB a job, and nothing reads them);
+//!   `resourceVersion` stays, as the scheduler's quiet check
+//!   ([`Fingerprint`](crate::scheduler::quiet::Fingerprint)) hashes it;
 //! - EnergySites: everything but managed fields and `resourceVersion`;
 //! - pods and nodes: name, namespace, uid, labels, owner references, creation and deletion
 //!   timestamps, generation; `resourceVersion` and managed fields go (nothing reads them
 //!   from a cache, and they change on every write);
-//! - pods: `spec.nodeName`, `spec.schedulerName`, each container's name and resources
-//!   (GPUs in use: `workload::pod_gpus`), `status.phase`, and each container's
+//! - pods: of the labels, only Verdant's own (`verdant.dev/…` and
+//!   `app.kubernetes.io/managed-by`: the operator reads no other label of a pod, and in a
+//!   shared cluster most pods carry many); `spec.nodeName`, `spec.schedulerName`, each
+//!   container's name and GPU count (`workload::pod_gpus`), `status.phase`, and each container's
 //!   `terminated.finishedAt` and exit code (billing a finished pod's last window). Pods
 //!   are cached as [`CachedPod`], a type of these fields alone, read straight from the
 //!   API server's answers: the rest of a pod is never held, not even while a watch event
@@ -26,6 +32,7 @@ use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::cached_pod::CachedPod;
+use crate::labels::MANAGED_BY_LABEL;
 
 /// A kind the operator caches: what it keeps of each object, and when two kept objects
 /// are the same.
@@ -39,6 +46,9 @@ pub trait Pruned {
 impl Pruned for CachedPod {
     fn prune(&mut self) {
         metadata(&mut self.metadata);
+        if let Some(labels) = &mut self.metadata.labels {
+            labels.retain(|key, _| verdant_label(key));
+        }
     }
     fn same(&self, other: &Self) -> bool {
         self == other
@@ -51,6 +61,15 @@ impl Pruned for Node {
     }
     fn same(&self, other: &Self) -> bool {
         self == other
+    }
+}
+
+impl Pruned for verdant_crds::TrainingJob {
+    fn prune(&mut self) {
+        self.metadata.managed_fields = None;
+    }
+    fn same(&self, other: &Self) -> bool {
+        self.metadata == other.metadata && self.spec == other.spec && self.status == other.status
     }
 }
 
@@ -72,13 +91,18 @@ pub fn metadata(meta: &mut ObjectMeta) {
     meta.finalizers = None;
 }
 
+/// Whether a pod's label `key` is one the operator reads: its own.
+fn verdant_label(key: &str) -> bool {
+    key.starts_with("verdant.dev/") || key == MANAGED_BY_LABEL
+}
+
 /// An EnergySite is read whole (spec and status); only what changes on every write goes.
 pub fn site(site: &mut verdant_crds::EnergySite) {
     site.metadata.managed_fields = None;
     site.metadata.resource_version = None;
 }
 
-/// Keeps the fields of a pod that the operator reads.
+/// Keeps the fields of a node that the operator reads.
 pub fn node(node: &mut Node) {
     metadata(&mut node.metadata);
     if let Some(spec) = node.spec.take() {
@@ -119,7 +143,8 @@ mod tests {
         let full = |ip: &str| -> CachedPod {
             serde_json::from_value(serde_json::json!({
                 "metadata": {"name": "j-0", "namespace": "ns", "uid": "u1", "resourceVersion": ip,
-                    "labels": {"verdant.dev/job-name": "j"},
+                    "labels": {"verdant.dev/job-name": "j", "app.kubernetes.io/managed-by": "verdant",
+                        "pod-template-hash": "5d8f", "team": ip},
                     "annotations": {"a": "b"},
                     "managedFields": [{"manager": "x"}],
                     "ownerReferences": [{"apiVersion": "verdant.dev/v1alpha1", "kind": "TrainingJob", "name": "j", "uid": "o", "controller": true}]},
@@ -138,9 +163,13 @@ mod tests {
         assert_eq!(pod_gpus(&a), 8);
         assert_eq!(a.metadata.uid.as_deref(), Some("u1"));
         assert_eq!(a.metadata.owner_references.as_ref().unwrap().len(), 1);
+        let labels = a.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["verdant.dev/job-name"], "j");
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "verdant");
         assert_eq!(
-            a.metadata.labels.as_ref().unwrap()["verdant.dev/job-name"],
-            "j"
+            labels.len(),
+            2,
+            "labels no task reads are dropped: {labels:?}"
         );
         let spec = a.spec.as_ref().unwrap();
         assert_eq!(spec.node_name.as_deref(), Some("n1"));
@@ -156,6 +185,32 @@ mod tests {
             .unwrap();
         assert!(terminated.finished_at.is_some());
         assert!(a.metadata.managed_fields.is_none() && a.metadata.annotations.is_none());
+    }
+
+    #[test]
+    fn a_training_job_loses_its_managed_fields_only() {
+        let mut job: verdant_crds::TrainingJob = serde_json::from_value(serde_json::json!({
+            "apiVersion": "verdant.dev/v1alpha1", "kind": "TrainingJob",
+            "metadata": {"name": "j", "namespace": "ns", "resourceVersion": "7",
+                "finalizers": ["verdant.dev/cleanup"], "labels": {"team": "a"},
+                "managedFields": [{"manager": "kubectl", "operation": "Apply",
+                    "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]},
+            "spec": {"replicas": 2, "gpusPerReplica": 1,
+                "template": {"spec": {"containers": [{"name": "t", "image": "trainer:1"}]}}},
+        }))
+        .unwrap();
+        let whole = job.clone();
+        job.prune();
+        assert!(job.metadata.managed_fields.is_none());
+        job.metadata.managed_fields = whole.metadata.managed_fields.clone();
+        assert!(job.same(&whole), "nothing else changed");
+        assert!(!job.same(&verdant_crds::TrainingJob {
+            metadata: kube::api::ObjectMeta {
+                resource_version: Some("8".into()),
+                ..job.metadata.clone()
+            },
+            ..job.clone()
+        }));
     }
 
     #[test]
