@@ -25,14 +25,15 @@
 //!   are cached as [`CachedPod`], a type of these fields alone, read straight from the
 //!   API server's answers: the rest of a pod is never held, not even while a watch event
 //!   is read;
-//! - nodes: `spec.unschedulable` and taints (placement constraints), `status.capacity`
-//!   and `allocatable`, and the `Ready` condition's status (no times, reason or message).
+//! - nodes: `spec.unschedulable` and taints (placement constraints), the GPU entry of
+//!   `status.allocatable`, and the `Ready` condition's status (no times, reason or
+//!   message).
 
 use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::cached_pod::CachedPod;
-use crate::labels::MANAGED_BY_LABEL;
+use crate::labels::{GPU_RESOURCE, MANAGED_BY_LABEL};
 
 /// A kind the operator caches: what it keeps of each object, and when two kept objects
 /// are the same.
@@ -114,8 +115,10 @@ pub fn node(node: &mut Node) {
     }
     if let Some(status) = node.status.take() {
         node.status = Some(NodeStatus {
-            capacity: status.capacity,
-            allocatable: status.allocatable,
+            allocatable: status.allocatable.map(|mut list| {
+                list.retain(|resource, _| resource == GPU_RESOURCE);
+                list
+            }),
             conditions: status.conditions.map(|conditions| {
                 conditions
                     .into_iter()
@@ -220,7 +223,7 @@ mod tests {
                 "metadata": {"name": "n1", "labels": {"zone": "a"}, "resourceVersion": beat},
                 "spec": {"unschedulable": true, "podCIDR": "10.0.0.0/24",
                     "taints": [{"key": "k", "effect": "NoSchedule"}]},
-                "status": {"allocatable": {"nvidia.com/gpu": "8"}, "capacity": {"nvidia.com/gpu": "8"},
+                "status": {"allocatable": {"nvidia.com/gpu": "8", "cpu": "64"}, "capacity": {"nvidia.com/gpu": "8"},
                     "conditions": [
                         {"type": "Ready", "status": "True", "lastHeartbeatTime": beat, "reason": "KubeletReady"},
                         {"type": "MemoryPressure", "status": "False", "lastHeartbeatTime": beat}],
@@ -243,7 +246,12 @@ mod tests {
             status.allocatable.as_ref().unwrap()["nvidia.com/gpu"].0,
             "8"
         );
-        assert!(status.images.is_none() && status.node_info.is_none());
+        assert_eq!(
+            status.allocatable.as_ref().unwrap().len(),
+            1,
+            "the GPU entry alone"
+        );
+        assert!(status.capacity.is_none() && status.images.is_none() && status.node_info.is_none());
         assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
     }
 }
