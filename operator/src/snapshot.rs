@@ -93,26 +93,32 @@ pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
         node_names.push(name);
     }
 
-    // GPUs held by bound, unfinished pods: ours and everybody else's.
-    let mut bound: HashMap<(String, String), String> = HashMap::new();
+    // GPUs held by bound, unfinished pods: ours and everybody else's. Keyed by borrowed
+    // names: this runs over every pod of the cluster each cycle.
+    let mut bound: HashMap<(&str, &str), &str> = HashMap::with_capacity(topology.pods.len());
     for pod in &topology.pods {
-        let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+        let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
             continue;
         };
         if crate::topology::pod_finished(pod) {
             continue;
         }
-        if let Some(&i) = node_index.get(&node_name) {
+        if let Some(&i) = node_index.get(node_name) {
             let node = &mut nodes[i as usize];
             node.gpus_used = node.gpus_used.saturating_add(pod_gpus(pod));
         }
+        let meta = &pod.metadata;
         bound.insert(
-            (pod.namespace().unwrap_or_default(), pod.name_any()),
+            (
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default(),
+            ),
             node_name,
         );
     }
 
     let mut eligibility_cache: HashMap<String, Option<Vec<u32>>> = HashMap::new();
+    let no_spec = PodSpec::default();
     let mut jobs = Vec::with_capacity(inputs.jobs.len());
     for job in inputs.jobs {
         let id = job_id(job);
@@ -122,11 +128,14 @@ pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
         // Replicas placed (in status or assumed) whose pods are not bound yet still hold
         // their GPUs, or two cycles could hand the same GPUs out twice.
         if let JobState::Running { nodes: placed, .. } = &state {
-            let namespace = job.namespace().unwrap_or_default();
+            let (namespace, name) = (
+                job.metadata.namespace.as_deref().unwrap_or_default(),
+                job.metadata.name.as_deref().unwrap_or_default(),
+            );
             for (index, &node) in placed.iter().enumerate() {
-                let key = (namespace.clone(), pod_name(&job.name_any(), index as u32));
-                let node_name = &node_names[node as usize];
-                if bound.get(&key) != Some(node_name) {
+                let pod = pod_name(name, index as u32);
+                let node_name = node_names[node as usize].as_str();
+                if bound.get(&(namespace, pod.as_str())) != Some(&node_name) {
                     let n = &mut nodes[node as usize];
                     n.gpus_used = n
                         .gpus_used
@@ -134,11 +143,11 @@ pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
                 }
             }
         }
-        let template_spec = job.spec.template.spec.clone().unwrap_or_default();
-        let signature = constraint_signature(&template_spec);
+        let template_spec = job.spec.template.spec.as_ref().unwrap_or(&no_spec);
+        let signature = constraint_signature(template_spec);
         let allowed_nodes = eligibility_cache
             .entry(signature)
-            .or_insert_with(|| allowed_nodes(&template_spec, &topology.nodes))
+            .or_insert_with(|| allowed_nodes(template_spec, &topology.nodes))
             .clone();
         jobs.push(engine_job(job, id, state, allowed_nodes, now_s));
     }
