@@ -26,10 +26,14 @@
 //!   API server's answers: the rest of a pod is never held, not even while a watch event
 //!   is read;
 //! - nodes: `spec.unschedulable` and taints (placement constraints), the GPU entry of
-//!   `status.allocatable`, and the `Ready` condition's status (no times, reason or
+//!   `status.allocatable` (placement) and of `status.capacity` (the most GPUs a node's
+//!   agent may report: `ingest`), and the `Ready` condition's status (no times, reason or
 //!   message).
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec, NodeStatus};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::cached_pod::CachedPod;
@@ -97,6 +101,12 @@ fn verdant_label(key: &str) -> bool {
     key.starts_with("verdant.dev/") || key == MANAGED_BY_LABEL
 }
 
+/// Of a node's resource list, the GPU entry alone.
+fn gpu_entry(mut list: BTreeMap<String, Quantity>) -> BTreeMap<String, Quantity> {
+    list.retain(|resource, _| resource == GPU_RESOURCE);
+    list
+}
+
 /// An EnergySite is read whole (spec and status); only what changes on every write goes.
 pub fn site(site: &mut verdant_crds::EnergySite) {
     site.metadata.managed_fields = None;
@@ -115,10 +125,8 @@ pub fn node(node: &mut Node) {
     }
     if let Some(status) = node.status.take() {
         node.status = Some(NodeStatus {
-            allocatable: status.allocatable.map(|mut list| {
-                list.retain(|resource, _| resource == GPU_RESOURCE);
-                list
-            }),
+            capacity: status.capacity.map(gpu_entry),
+            allocatable: status.allocatable.map(gpu_entry),
             conditions: status.conditions.map(|conditions| {
                 conditions
                     .into_iter()
@@ -223,7 +231,7 @@ mod tests {
                 "metadata": {"name": "n1", "labels": {"zone": "a"}, "resourceVersion": beat},
                 "spec": {"unschedulable": true, "podCIDR": "10.0.0.0/24",
                     "taints": [{"key": "k", "effect": "NoSchedule"}]},
-                "status": {"allocatable": {"nvidia.com/gpu": "8", "cpu": "64"}, "capacity": {"nvidia.com/gpu": "8"},
+                "status": {"allocatable": {"nvidia.com/gpu": "8", "cpu": "64"}, "capacity": {"nvidia.com/gpu": "8", "memory": "1Ti"},
                     "conditions": [
                         {"type": "Ready", "status": "True", "lastHeartbeatTime": beat, "reason": "KubeletReady"},
                         {"type": "MemoryPressure", "status": "False", "lastHeartbeatTime": beat}],
@@ -251,7 +259,12 @@ mod tests {
             1,
             "the GPU entry alone"
         );
-        assert!(status.capacity.is_none() && status.images.is_none() && status.node_info.is_none());
+        assert_eq!(
+            status.capacity.as_ref().unwrap().len(),
+            1,
+            "the GPU entry alone"
+        );
+        assert!(status.images.is_none() && status.node_info.is_none());
         assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
     }
 }
