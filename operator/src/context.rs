@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use crate::events::Recorder;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::reflector::Store;
 use tokio::sync::Notify;
 use verdant_core::placement::EngineConfig;
 use verdant_crds::{EnergySite, TrainingJob};
 
+use crate::events::Recorder;
 use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::reconcile::bindings::Bindings;

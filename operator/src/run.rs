@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::events::{Recorder, Reporter};
 use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -21,6 +20,7 @@ use verdant_crds::{EnergySite, TrainingJob};
 use crate::config::RunArgs;
 use crate::context::{Context, Stores};
 use crate::energy_status::EnergyStatus;
+use crate::events::{Recorder, Reporter};
 use crate::labels::{JOB_NAME_LABEL, MANAGED_BY_LABEL};
 use crate::leader::{Elector, Leadership, LeaseConfig};
 use crate::metrics::Metrics;

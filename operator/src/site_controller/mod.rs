@@ -37,7 +37,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::events::{Event, EventType, Recorder, Reporter};
 use futures::{Stream, StreamExt};
 use kube::api::{Api, Patch, PatchParams};
 use kube::core::Selector;
@@ -50,6 +49,7 @@ use crate::context::Context;
 use crate::energy::forecast::build::DECAY_TIME_S;
 use crate::energy::forecast::site::{Deps, ForecastState, compose, next_refresh_s, refresh};
 use crate::energy::forecast::{ForecastSettings, SiteForecast, http};
+use crate::events::{Event, EventType, Recorder, Reporter};
 use crate::metrics::label;
 use crate::time_scale::TimeScale;
 use status::{LoadInputs, StatusInputs, build_status, describe_overlap, site_load};
