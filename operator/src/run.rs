@@ -198,6 +198,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .dispatcher
         .multikueue_dispatcher
         .then(|| crate::kueue::dispatcher::run(ctx.clone(), args.dispatcher.clone()));
+    // Waited on by the acting tasks below (the controller takes `ctx`).
+    let gate = ctx.clone();
     let controlling = controller
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|result| async move {
@@ -251,29 +253,36 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         scheduling.await;
         Ok("scheduler")
     })];
-    let leading = leadership.clone();
+    // The controllers act on what the caches show: before the first full list of pods a
+    // running gang would look lost and be restarted (a restarted operator of 40,000 pods
+    // lists them for over a minute), so they start once every cache is synced.
+    let (leading, synced) = (leadership.clone(), gate.clone());
     acting.push(tasks.spawn(async move {
         leading.acquired().await;
+        synced.caches_synced().await;
         controlling.await;
         Ok("controller")
     }));
-    let leading = leadership.clone();
+    let (leading, synced) = (leadership.clone(), gate.clone());
     acting.push(tasks.spawn(async move {
         leading.acquired().await;
+        synced.caches_synced().await;
         kueue.await;
         Ok("kueue controller")
     }));
     if let Some(dispatcher) = dispatcher {
-        let leading = leadership.clone();
+        let (leading, synced) = (leadership.clone(), gate.clone());
         acting.push(tasks.spawn(async move {
             leading.acquired().await;
+            synced.caches_synced().await;
             dispatcher.await;
             Ok("multikueue dispatcher")
         }));
     }
-    let leading = leadership.clone();
+    let (leading, synced) = (leadership.clone(), gate.clone());
     acting.push(tasks.spawn(async move {
         leading.acquired().await;
+        synced.caches_synced().await;
         site_controller.await;
         Ok("energysite controller")
     }));

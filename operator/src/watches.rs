@@ -32,6 +32,7 @@ pub mod prune;
 
 pub use cached_pod::CachedPod;
 use tokio::sync::watch;
+use tracing::warn;
 
 /// A cache of every `K` in the cluster, and subscriptions to its changes.
 pub struct Watched<K: kube::Resource<DynamicType = ()> + 'static> {
@@ -111,6 +112,10 @@ where
         .default_backoff()
         .modify(prune::Pruned::prune)
         .for_each(move |event| {
+            if let Err(error) = &event {
+                // Retried with the watcher's backoff (up to 30 s apart), so logged as often.
+                warn!(kind = %K::kind(&()), %error, "watch failed; retrying with backoff. If it is refused, may the operator's ServiceAccount list and watch this kind?");
+            }
             if let Ok(event) = event {
                 // Compared with the cache before the cache takes the event in. During a
                 // relist the cache still holds the old objects until `InitDone`.

@@ -730,3 +730,150 @@ async fn a_deadline_already_past_is_accepted_warned_and_overdue() -> anyhow::Res
     assert!(note.contains("already past"), "{note}");
     Ok(())
 }
+
+/// An operator restarted while a gang runs acts only once every cache holds its first
+/// full list. Until its pod cache is synced a running gang's pods are missing from it, and
+/// a reconcile would take the gang for lost and restart it (found at 5,000 nodes: a
+/// restarted operator lists 40,000 pods for over a minute, and restarted 285 running
+/// gangs meanwhile). Here the restarted operator may not list pods at first (its
+/// ServiceAccount lacks the right), so its pod cache cannot sync until it is granted.
+#[tokio::test]
+async fn a_restarted_operator_acts_only_once_it_has_listed_every_pod() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    use verdant_tests::service_account::{request_token, write_token_kubeconfig};
+
+    let mut s = Scenario::start("restart-sync", OPERATOR).await?;
+    create_gpu_nodes(&s.client, "sunny", "sunny", 2, 8).await?;
+    s.site("sunny", json!({"constantKw": 500.0})).await?;
+    s.start_operator(&[])?;
+    s.job(
+        "train",
+        2,
+        8,
+        json!({"energy": {"policy": "Immediate"}}),
+        json!({}),
+    )
+    .await?;
+    s.wait_phase("train", JobPhase::Running, 60).await?;
+    let uids = |pods: Vec<Pod>| pods.iter().filter_map(|p| p.uid()).collect::<BTreeSet<_>>();
+    let before = uids(s.pods_of("train").await?);
+    assert_eq!(before.len(), 2);
+    let stopped = s
+        .operator
+        .take()
+        .expect("started")
+        .terminate(Duration::from_secs(20))?;
+    assert!(stopped.success(), "{stopped}");
+
+    // The restarted operator's account: what it needs (generously), but listing pods.
+    let account = "restarted-operator";
+    let namespace = s.ns.name().to_owned();
+    Api::<ServiceAccount>::namespaced(s.client.clone(), &namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": account}}))?,
+        )
+        .await?;
+    let grant = |role: &str, rules: Value| {
+        let client = s.client.clone();
+        let (role, namespace) = (role.to_owned(), namespace.clone());
+        async move {
+            Api::<ClusterRole>::all(client.clone())
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({"metadata": {"name": role}, "rules": rules}))?,
+                )
+                .await?;
+            Api::<ClusterRoleBinding>::all(client)
+                .create(
+                    &PostParams::default(),
+                    &serde_json::from_value(json!({
+                        "metadata": {"name": role},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+                    }))?,
+                )
+                .await?;
+            anyhow::Ok(())
+        }
+    };
+    grant(
+        "restarted-operator-all-but-listing-pods",
+        json!([
+            {"apiGroups": ["*"], "verbs": ["*"], "resources": [
+                "trainingjobs", "trainingjobs/status", "trainingjobs/finalizers",
+                "energysites", "energysites/status", "nodes", "services", "namespaces",
+                "configmaps", "secrets", "events", "leases", "pods/binding", "workloads",
+                "workloads/status", "resourceflavors", "workloadpriorityclasses",
+                "admissionchecks", "multikueueconfigs", "multikueueclusters", "tokenreviews"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "create", "delete", "patch"]},
+        ]),
+    )
+    .await?;
+    let token = request_token(&s.client, &namespace, account, &[], 3600, None).await?;
+    let kubeconfig = write_token_kubeconfig(
+        s.plane.kubeconfig(),
+        &token,
+        &s.plane.dir().join("restarted-operator.kubeconfig"),
+    )?;
+    let operator =
+        OperatorProcess::start_with_kubeconfig(s.plane.dir(), &kubeconfig, OPERATOR, &[], &[])?;
+
+    // Refused twice: the TrainingJob list (one job, asked at the same moment) came back
+    // long before the second try, so an operator that acts on a half-filled cache has
+    // reconciled the job by now.
+    wait::until(
+        "the restarted operator to be refused the pod list twice",
+        Duration::from_secs(60),
+        || async {
+            let refused = (operator.log().lines())
+                .filter(|l| l.contains("watch failed") && l.contains("pods"))
+                .count();
+            Ok(if refused >= 2 {
+                Ok(())
+            } else {
+                Err(format!("refused {refused} times"))
+            })
+        },
+    )
+    .await?;
+    let reconciles = || async {
+        anyhow::Ok(
+            operator
+                .metric("verdant_reconciliations_total")
+                .await?
+                .unwrap_or(0.0),
+        )
+    };
+    assert_eq!(
+        reconciles().await?,
+        0.0,
+        "no job is reconciled before the pod cache is synced"
+    );
+
+    grant(
+        "restarted-operator-listing-pods",
+        json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]}]),
+    )
+    .await?;
+    wait::until(
+        "the restarted operator to reconcile the job",
+        Duration::from_secs(90),
+        || async {
+            let n = reconciles().await?;
+            Ok(if n >= 1.0 {
+                Ok(())
+            } else {
+                Err(format!("{n} reconciles"))
+            })
+        },
+    )
+    .await?;
+    let job = s.jobs().get("train").await?;
+    let status = job.status.expect("a status");
+    assert_eq!(status.phase, JobPhase::Running, "{status:?}");
+    assert_eq!(status.restarts, 0, "{status:?}");
+    assert_eq!(uids(s.pods_of("train").await?), before, "the same pods");
+    Ok(())
+}
