@@ -132,7 +132,8 @@ pub async fn cycle(
         .observe(engine_started.elapsed().as_secs_f64());
 
     let node_names = built.node_names;
-    let mut changed = Vec::new();
+    // Their reconcile restarts the gang elsewhere (or fails it) now, not at its resync.
+    let mut changed = built.placed_on_lost_nodes;
     ctx.plan.with(|plan| {
         let mut next = HashMap::with_capacity(decisions.len());
         for decision in decisions {
@@ -208,12 +209,18 @@ fn materially_different(old: &Decision, new: &Decision) -> bool {
 /// Drops assumed placements the cache now shows in status, of jobs that are gone, and
 /// those too old to still be in flight (their reconcile failed; the next cycle re-plans).
 fn prune_assumed(assumed: &mut HashMap<String, Assumed>, jobs: &[Arc<TrainingJob>], now_s: i64) {
+    // Runs on every tick, skipped or not: at rest there is nothing to prune.
+    if assumed.is_empty() {
+        return;
+    }
     let by_id: HashMap<String, &Arc<TrainingJob>> = jobs.iter().map(|j| (job_id(j), j)).collect();
     assumed.retain(|id, placement| {
         let Some(job) = by_id.get(id) else {
             return false;
         };
-        let status = job.status.clone().unwrap_or_default();
+        let Some(status) = &job.status else {
+            return now_s - placement.at_s < ASSUMED_TTL_S;
+        };
         let visible = matches!(
             status.phase,
             JobPhase::Starting | JobPhase::Running | JobPhase::Succeeded | JobPhase::Failed

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Node, PodSpec};
 use kube::ResourceExt;
 use verdant_core::placement::{self as engine, JobState, Policy};
-use verdant_crds::{GreenPolicy, JobPhase, TrainingJob};
+use verdant_crds::{GreenPolicy, JobPhase, TrainingJob, TrainingJobStatus};
 
 use crate::constraints::{node_cordoned, node_fits};
 use crate::labels::{GPU_PRODUCT_LABEL, GPU_RESOURCE};
@@ -41,6 +41,9 @@ pub struct ClusterSnapshot {
     pub snapshot: engine::Snapshot,
     /// Node names by engine index.
     pub node_names: Vec<String>,
+    /// Jobs placed (in their status) on a node the cache no longer has: the engine leaves
+    /// them out, and their reconcile restarts or fails the gang.
+    pub placed_on_lost_nodes: Vec<String>,
 }
 
 /// Inputs of [`build`].
@@ -120,9 +123,13 @@ pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
     let mut eligibility_cache: HashMap<String, Option<Vec<u32>>> = HashMap::new();
     let no_spec = PodSpec::default();
     let mut jobs = Vec::with_capacity(inputs.jobs.len());
+    let mut placed_on_lost_nodes = Vec::new();
     for job in inputs.jobs {
         let id = job_id(job);
         let Some(state) = engine_state(job, inputs.assumed.get(&id), &node_index, now_s) else {
+            if placed_on_lost_node(job, &node_index) {
+                placed_on_lost_nodes.push(id);
+            }
             continue;
         };
         // Replicas placed (in status or assumed) whose pods are not bound yet still hold
@@ -183,10 +190,31 @@ pub fn build(inputs: &Inputs<'_>) -> ClusterSnapshot {
             jobs,
         },
         node_names,
+        placed_on_lost_nodes,
     }
 }
 
+/// Starting or running, on a node that is not in the cache any more.
+fn placed_on_lost_node(job: &TrainingJob, node_index: &HashMap<String, u32>) -> bool {
+    job.status.as_ref().is_some_and(|status| {
+        matches!(status.phase, JobPhase::Starting | JobPhase::Running)
+            && status.nodes.iter().any(|n| !node_index.contains_key(n))
+    })
+}
+
+/// Jobs with the same signature may run on the same nodes. Most jobs constrain nothing:
+/// they share the empty signature without a serialization each cycle.
 fn constraint_signature(spec: &PodSpec) -> String {
+    let node_affinity = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref());
+    if spec.node_selector.as_ref().is_none_or(|s| s.is_empty())
+        && node_affinity.is_none()
+        && spec.tolerations.as_ref().is_none_or(|t| t.is_empty())
+    {
+        return String::new();
+    }
     serde_json::json!([
         spec.node_selector,
         spec.affinity
@@ -223,7 +251,8 @@ fn engine_state(
     {
         return None;
     }
-    let status = job.status.clone().unwrap_or_default();
+    let default = TrainingJobStatus::default();
+    let status = job.status.as_ref().unwrap_or(&default);
     let started_s = status
         .start_time
         .as_ref()
@@ -323,5 +352,79 @@ fn engine_job(
             max_replicas: e.max_replicas.max(1) as u32,
             last_resize_s,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str) -> Arc<Node> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "labels": {"zone": "a"}},
+                "status": {"allocatable": {GPU_RESOURCE: "8"},
+                           "conditions": [{"type": "Ready", "status": "True"}]},
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn job(name: &str, status: serde_json::Value, selector: serde_json::Value) -> Arc<TrainingJob> {
+        Arc::new(
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "verdant.dev/v1alpha1", "kind": "TrainingJob",
+                "metadata": {"name": name, "namespace": "ns"},
+                "spec": {"replicas": 1, "gpusPerReplica": 8, "template": {"spec": {
+                    "nodeSelector": selector,
+                    "containers": [{"name": "t", "image": "x"}]}}},
+                "status": status,
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn jobs_on_lost_nodes_are_left_out_and_named_and_constraints_select_nodes() {
+        let topology = Topology::build(vec![node("n1"), node("n2")], vec![], vec![]);
+        let running =
+            |nodes: &[&str]| serde_json::json!({"phase": "Running", "site": "s", "nodes": nodes});
+        let jobs = vec![
+            job("kept", running(&["n1"]), serde_json::json!(null)),
+            job("lost", running(&["gone"]), serde_json::json!(null)),
+            job("anywhere", serde_json::json!(null), serde_json::json!({})),
+            job(
+                "zone-b",
+                serde_json::json!(null),
+                serde_json::json!({"zone": "b"}),
+            ),
+            job(
+                "zone-a",
+                serde_json::json!(null),
+                serde_json::json!({"zone": "a"}),
+            ),
+        ];
+        let built = build(&Inputs {
+            jobs: &jobs,
+            topology: &topology,
+            assumed: &HashMap::new(),
+            headroom_negative_since: &HashMap::new(),
+            node_base_watts: 0.0,
+            now_s: 1_000,
+        });
+        assert_eq!(built.placed_on_lost_nodes, ["ns/lost"]);
+        let allowed: Vec<(&str, Option<Vec<u32>>)> = (built.snapshot.jobs.iter())
+            .map(|j| (j.id.as_str(), j.allowed_nodes.clone()))
+            .collect();
+        assert_eq!(
+            allowed,
+            [
+                ("ns/kept", None),
+                ("ns/anywhere", None),
+                ("ns/zone-b", Some(vec![])),
+                ("ns/zone-a", None),
+            ]
+        );
+        assert_eq!(built.snapshot.nodes[0].gpus_used, 8, "kept holds n1");
     }
 }

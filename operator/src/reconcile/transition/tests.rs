@@ -225,7 +225,7 @@ nodes: [n1, n2]
         phase: JobPhase::Running,
         reason: "PlacedGreen",
         effects: &["Event Started Running", "EnsureGang"],
-        requeue: Some(60),
+        requeue: Some(300),
     },
     Case {
         name: "a running gang that is fine stays as it is",
@@ -233,7 +233,7 @@ nodes: [n1, n2]
         phase: JobPhase::Running,
         reason: "PlacedGreen",
         effects: &[],
-        requeue: Some(60),
+        requeue: Some(300),
     },
     Case {
         name: "a failed replica restarts the whole gang",
@@ -422,7 +422,7 @@ decision: {job: ns/j, action: Suspend, reason: SuspendedForRenewables, message: 
         phase: JobPhase::Running,
         reason: "PlacedGreen",
         effects: &[],
-        requeue: Some(60),
+        requeue: Some(300),
     },
     Case {
         name: "a power cap on a running job is an Event of the same phase",
@@ -436,7 +436,7 @@ decision: {job: ns/j, action: !PowerCap {percent: 70}, reason: PowerCapped, mess
         phase: JobPhase::Running,
         reason: "PowerCapped",
         effects: &["Event PowerCapped Running"],
-        requeue: Some(60),
+        requeue: Some(300),
     },
     Case {
         name: "runPolicy.suspend deletes the pods and suspends the job",
@@ -619,7 +619,7 @@ placement: {site: solar-a, nodes: [n4], reason: ScaledDown, message: 'replica 0 
         phase: JobPhase::Running,
         reason: "PlacedGreen",
         effects: &[],
-        requeue: Some(60),
+        requeue: Some(300),
     },
     Case {
         name: "a job that is not elastic is never resized",
@@ -634,7 +634,7 @@ placement: {site: solar-a, nodes: [n1, n2, n3], reason: ScaledUp, message: 'grow
         phase: JobPhase::Running,
         reason: "PlacedGreen",
         effects: &[],
-        requeue: Some(60),
+        requeue: Some(300),
     },
 ];
 
