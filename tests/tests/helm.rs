@@ -208,6 +208,9 @@ fn chart_lints_and_renders_with_every_value_set() -> anyhow::Result<()> {
             .any(|t| t["key"] == "nvidia.com/gpu" && t["operator"] == "Exists")
     );
     assert_eq!(agent_pod["runtimeClassName"], "nvidia");
+    assert_eq!(a["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(a["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(a["readinessProbe"]["httpGet"]["port"], "metrics");
     assert_eq!(env_var(a, "NVIDIA_VISIBLE_DEVICES")["value"], "all");
     assert_eq!(
         env_var(a, "NODE_NAME")["valueFrom"]["fieldRef"]["fieldPath"],

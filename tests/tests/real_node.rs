@@ -141,6 +141,18 @@ async fn helm_install_runs_the_operator_and_agent_as_pods_on_the_real_node() -> 
         agent_pod.spec.as_ref().and_then(|s| s.node_name.as_deref()),
         Some(NODE)
     );
+    // Ready through its own /readyz (the simulated backend's pods of the node listed),
+    // probed by the kubelet: numberReady above counts only what that probe passed.
+    let agent_readiness = agent_pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.readiness_probe.as_ref())
+        .and_then(|p| p.http_get.as_ref());
+    assert_eq!(
+        agent_readiness.and_then(|h| h.path.as_deref()),
+        Some("/readyz")
+    );
 
     // Its reports reach the operator through the chart's Service, with the kubelet's
     // projected token, and the ingest stores them: the operator's own metrics, read
