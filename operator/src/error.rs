@@ -41,6 +41,14 @@ impl Error {
                 FinalizerError::ApplyFailed(inner) | FinalizerError::CleanupFailed(inner) => {
                     inner.metric_label()
                 }
+                // The finalizer patch tests the list it read from the cache; a 422 (the
+                // test failed) or a 409 means the cache was behind the API server.
+                FinalizerError::AddFinalizer(kube::Error::Api(status))
+                | FinalizerError::RemoveFinalizer(kube::Error::Api(status))
+                    if matches!(status.code, 409 | 422) =>
+                {
+                    "conflict"
+                }
                 _ => "finalizer",
             },
             Error::Invalid(_) | Error::Rejected { .. } => "invalid",
@@ -50,6 +58,13 @@ impl Error {
     /// Whether the object itself is at fault, so that only a change to it can help.
     pub fn is_invalid(&self) -> bool {
         self.metric_label() == "invalid"
+    }
+
+    /// Whether the job was read from a cache that had not yet seen its latest write: the
+    /// finalizer patch's test of the list failed. The watch brings the newer job at once,
+    /// so a retry soon succeeds; nothing is wrong with the job or the cluster.
+    pub fn is_conflict(&self) -> bool {
+        self.metric_label() == "conflict"
     }
 
     /// Whether the API server refused to create something because the namespace is
@@ -128,6 +143,38 @@ mod tests {
                 .unwrap()
                 .contains("spec.containers[0].name")
         );
+    }
+
+    #[test]
+    fn a_finalizer_patch_on_a_stale_job_is_a_conflict_not_a_rejection() {
+        use kube::runtime::finalizer::Error as FinalizerError;
+        let test_failed = || {
+            kube::Error::Api(Box::new(
+                serde_json::from_value(serde_json::json!({
+                    "status": "Failure",
+                    "message": "the server rejected our request due to an error in our request",
+                    "reason": "Invalid",
+                    "code": 422,
+                }))
+                .unwrap(),
+            ))
+        };
+        for error in [
+            FinalizerError::AddFinalizer(test_failed()),
+            FinalizerError::RemoveFinalizer(test_failed()),
+            FinalizerError::AddFinalizer(api_error(409)),
+        ] {
+            let error = Error::Finalizer(Box::new(error));
+            assert_eq!(error.metric_label(), "conflict", "{error}");
+            assert!(error.is_conflict());
+            assert!(!error.is_invalid(), "a stale read must be retried: {error}");
+        }
+        let refused = Error::Finalizer(Box::new(FinalizerError::AddFinalizer(api_error(403))));
+        assert_eq!(refused.metric_label(), "finalizer");
+        assert!(!refused.is_conflict());
+        let pod_rejected = Error::kube("creating pod t-0")(api_error(422));
+        let rejected_pod = Error::Finalizer(Box::new(FinalizerError::ApplyFailed(pod_rejected)));
+        assert!(!rejected_pod.is_conflict());
     }
 
     #[test]

@@ -38,7 +38,7 @@ use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 use verdant_crds::TrainingJob;
 
 use crate::context::Context;
@@ -82,12 +82,17 @@ pub async fn reconcile(job: Arc<TrainingJob>, ctx: Arc<Context>) -> Result<Reque
     }
 }
 
-/// Transient errors are retried with a short delay; invalid objects wait for a change.
+/// Transient errors are retried with a short delay (a stale cached job after 1 s, logged
+/// at debug); invalid objects wait for a change.
 pub fn error_policy(job: Arc<TrainingJob>, error: &Error, ctx: Arc<Context>) -> Requeue {
     ctx.metrics
         .reconcile_errors
         .get_or_create(&label("error", error.metric_label()))
         .inc();
+    if error.is_conflict() {
+        debug!(job = %job_id(&job), %error, "the cached job was behind the API server; retried in 1 s");
+        return Requeue::requeue(Duration::from_secs(1));
+    }
     warn!(job = %job_id(&job), %error, "reconcile failed");
     if error.is_invalid() {
         Requeue::await_change()
