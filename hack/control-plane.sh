@@ -85,20 +85,53 @@ start_bg() { # name, command...
   echo $! >"$dir/$name.pid"
 }
 
+stop_one() { # name
+  if [[ -f "$dir/$1.pid" ]]; then
+    local pid; pid="$(cat "$dir/$1.pid")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/$1.pid"
+  fi
+}
+
 stop() {
   # The node first: its kubelet and kube-proxy talk to this API server.
   [[ ! -f "$dir/real-node" ]] || "$REPO/hack/node.sh" down "$dir"
   local components=(kwok kube-scheduler kube-controller-manager kube-apiserver etcd)
   [[ -n "${VERDANT_FROM_WATCHDOG:-}" ]] || components+=(watchdog)
-  for c in "${components[@]}"; do
-    if [[ -f "$dir/$c.pid" ]]; then
-      local pid; pid="$(cat "$dir/$c.pid")"
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-      rm -f "$dir/$c.pid"
-    fi
+  for c in "${components[@]}"; do stop_one "$c"; done
+}
+
+# start_on_free_port NAME FIXED_PORT LIMIT_S: runs "launch NAME PORT" and waits up to
+# LIMIT_S for "healthy NAME PORT"; sets PORT. The port is picked right before the start
+# (FIXED_PORT if set), and picked again, up to 5 times, when the component logs "address
+# already in use": between free_port's check and the component's bind, another control
+# plane or test process starting at the same moment can take it (kwok did once, its port
+# picked ten seconds before it started).
+start_on_free_port() {
+  local name=$1 fixed=$2 limit=$3 attempt deadline
+  for attempt in 1 2 3 4 5; do
+    PORT="${fixed:-$(free_port)}"
+    launch "$name" "$PORT"
+    deadline=$((SECONDS + limit))
+    until healthy "$name" "$PORT" >/dev/null 2>&1; do
+      if [[ -z "$fixed" ]] && grep -q "address already in use" "$dir/$name.log" 2>/dev/null; then
+        log "$name: a port it was given was taken before it bound it (try $attempt of 5); starting it on others"
+        stop_one "$name"
+        continue 2
+      fi
+      if (( SECONDS >= deadline )); then
+        log "timed out after ${limit}s waiting for $name; logs in $dir/*.log"
+        tail -n 20 "$dir"/*.log >&2 || true
+        exit 1
+      fi
+      sleep 0.2
+    done
+    return 0
   done
+  log "$name: no free port it could bind after 5 tries; logs in $dir/*.log"
+  exit 1
 }
 
 certs() {
@@ -149,6 +182,59 @@ current-context: verdant-local
 KUBECONFIG
 }
 
+# The components that listen on a port, started by start_on_free_port. They read up()'s
+# locals (bin, api_ip, api_endpoints, etcd_port).
+launch() { # name, port
+  case "$1" in
+    etcd)
+      local peer_port="${ETCD_PEER_PORT:-$(free_port)}"
+      log "starting etcd on 127.0.0.1:$2"
+      start_bg etcd "$bin/etcd" --name verdant --data-dir "$dir/etcd" \
+        --listen-client-urls "http://127.0.0.1:$2" --advertise-client-urls "http://127.0.0.1:$2" \
+        --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
+        --initial-cluster "verdant=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
+      ;;
+    kube-apiserver)
+      log "starting kube-apiserver on https://$api_ip:$2"
+      start_bg kube-apiserver "$bin/kube-apiserver" \
+        --etcd-servers "http://127.0.0.1:$etcd_port" \
+        --bind-address "$api_ip" --advertise-address "$api_ip" --secure-port "$2" \
+        --tls-cert-file "$dir/pki/serving.crt" --tls-private-key-file "$dir/pki/serving.key" \
+        --client-ca-file "$dir/pki/ca.crt" \
+        --token-auth-file "$dir/pki/tokens.csv" \
+        --authorization-mode Node,RBAC \
+        --kubelet-client-certificate "$dir/pki/apiserver-kubelet-client.crt" \
+        --kubelet-client-key "$dir/pki/apiserver-kubelet-client.key" \
+        --kubelet-preferred-address-types InternalIP \
+        --service-account-issuer https://kubernetes.default.svc.cluster.local \
+        --service-account-key-file "$dir/pki/sa.pub" \
+        --service-account-signing-key-file "$dir/pki/sa.key" \
+        --api-audiences https://kubernetes.default.svc.cluster.local \
+        --service-cluster-ip-range 10.96.0.0/16 \
+        --enable-priority-and-fairness=false \
+        "${api_endpoints[@]}" \
+        --watch-cache=true \
+        --v=0
+      ;;
+    kwok)
+      log "starting kwok (fake nodes annotated kwok.x-k8s.io/node=fake)"
+      start_bg kwok "$bin/kwok" --kubeconfig "$dir/kubeconfig" \
+        --config "${VERDANT_KWOK_CONFIG:-$REPO/hack/kwok/stages.yaml}" \
+        --server-address "127.0.0.1:$2"
+      ;;
+  esac
+}
+
+# At most 5 s an answer: on a port taken by another process, a request may hang.
+healthy() { # name, port
+  case "$1" in
+    etcd) curl -sf -m 5 "http://127.0.0.1:$2/health" ;;
+    kube-apiserver) curl -sf -m 5 --cacert "$dir/pki/ca.crt" \
+      -H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")" "https://$api_ip:$2/readyz" ;;
+    kwok) curl -sf -m 5 "http://127.0.0.1:$2/healthz" ;;
+  esac
+}
+
 up() {
   "$REPO/hack/tools.sh" etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok
   local bin; bin="$("$REPO/hack/tools.sh" --print-dir)/bin"
@@ -179,39 +265,10 @@ up() {
       >/dev/null 2>&1 &
     echo $! >"$dir/watchdog.pid"
   fi
-  local etcd_port="${ETCD_PORT:-$(free_port)}" peer_port="${ETCD_PEER_PORT:-$(free_port)}"
-  local api_port="${APISERVER_PORT:-$(free_port)}" kwok_port="${KWOK_PORT:-$(free_port)}"
+  local etcd_port api_port
+  start_on_free_port etcd "${ETCD_PORT:-}" 90; etcd_port=$PORT
+  start_on_free_port kube-apiserver "${APISERVER_PORT:-}" 180; api_port=$PORT
   echo "$api_port" >"$dir/apiserver-port"
-
-  log "starting etcd on 127.0.0.1:$etcd_port"
-  start_bg etcd "$bin/etcd" --name verdant --data-dir "$dir/etcd" \
-    --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
-    --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
-    --initial-cluster "verdant=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
-  wait_for "etcd" 90 curl -sf "http://127.0.0.1:$etcd_port/health"
-
-  log "starting kube-apiserver on https://$api_ip:$api_port"
-  start_bg kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address "$api_ip" --advertise-address "$api_ip" --secure-port "$api_port" \
-    --tls-cert-file "$dir/pki/serving.crt" --tls-private-key-file "$dir/pki/serving.key" \
-    --client-ca-file "$dir/pki/ca.crt" \
-    --token-auth-file "$dir/pki/tokens.csv" \
-    --authorization-mode Node,RBAC \
-    --kubelet-client-certificate "$dir/pki/apiserver-kubelet-client.crt" \
-    --kubelet-client-key "$dir/pki/apiserver-kubelet-client.key" \
-    --kubelet-preferred-address-types InternalIP \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$dir/pki/sa.pub" \
-    --service-account-signing-key-file "$dir/pki/sa.key" \
-    --api-audiences https://kubernetes.default.svc.cluster.local \
-    --service-cluster-ip-range 10.96.0.0/16 \
-    --enable-priority-and-fairness=false \
-    "${api_endpoints[@]}" \
-    --watch-cache=true \
-    --v=0
-  wait_for "kube-apiserver /readyz" 180 curl -sf --cacert "$dir/pki/ca.crt" \
-    -H "Authorization: Bearer $(cat "$ADMIN_TOKEN_FILE")" "https://$api_ip:$api_port/readyz"
   write_kubeconfig "https://$api_ip:$api_port"
 
   # No serving ports (--secure-port 0): many control planes run side by side in the tests.
@@ -227,15 +284,11 @@ up() {
   start_bg kube-scheduler "$bin/kube-scheduler" \
     --kubeconfig "$dir/kube-scheduler.kubeconfig" --secure-port 0 --leader-elect=false --v=0
 
-  log "starting kwok (fake nodes annotated kwok.x-k8s.io/node=fake)"
-  start_bg kwok "$bin/kwok" --kubeconfig "$dir/kubeconfig" --config "${VERDANT_KWOK_CONFIG:-$REPO/hack/kwok/stages.yaml}" \
-    --server-address "127.0.0.1:$kwok_port"
-
   log "installing CRDs"
   KUBECONFIG="$dir/kubeconfig" "$bin/kubectl" apply --server-side --force-conflicts -f "$REPO/crds/" >/dev/null
   wait_for "CRDs to be Established" 30 env KUBECONFIG="$dir/kubeconfig" "$bin/kubectl" wait \
     --for condition=Established --timeout=5s crd/trainingjobs.verdant.dev crd/energysites.verdant.dev
-  wait_for "kwok" 30 curl -sf "http://127.0.0.1:$kwok_port/healthz"
+  start_on_free_port kwok "${KWOK_PORT:-}" 30
   # The controller-manager is working once it made the default namespace's ServiceAccount.
   wait_for "kube-controller-manager (the default ServiceAccount)" 120 env KUBECONFIG="$dir/kubeconfig" \
     "$bin/kubectl" get serviceaccount default --namespace default
