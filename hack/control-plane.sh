@@ -66,15 +66,18 @@ else:
 '
 }
 
+# A wait that ran out: says what for, shows the components' logs, and stops the script.
+timed_out() { # desc, seconds
+  log "timed out after ${2}s waiting for $1; logs in $dir/*.log"
+  tail -n 20 "$dir"/*.log >&2 || true
+  exit 1
+}
+
 wait_for() { # desc, seconds, command...
   local desc=$1 limit=$2; shift 2
   local deadline=$((SECONDS + limit))
   until "$@" >/dev/null 2>&1; do
-    if (( SECONDS >= deadline )); then
-      log "timed out after ${limit}s waiting for $desc; logs in $dir/*.log"
-      tail -n 20 "$dir"/*.log >&2 || true
-      exit 1
-    fi
+    (( SECONDS < deadline )) || timed_out "$desc" "$limit"
     sleep 0.2
   done
 }
@@ -121,11 +124,7 @@ start_on_free_port() {
         stop_one "$name"
         continue 2
       fi
-      if (( SECONDS >= deadline )); then
-        log "timed out after ${limit}s waiting for $name; logs in $dir/*.log"
-        tail -n 20 "$dir"/*.log >&2 || true
-        exit 1
-      fi
+      (( SECONDS < deadline )) || timed_out "$name" "$limit"
       sleep 0.2
     done
     return 0
